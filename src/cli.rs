@@ -1,0 +1,349 @@
+//! Command-line syntax (clap). Only the binary sees this module; each
+//! command is a thin function in main.rs over the library.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// fundledger: a verifiable ledger for joint AI startup funds.
+///
+/// Every entry is hash-chained and Ed25519-signed; money is exact decimal
+/// double-entry. Exit codes: 0 ok, 1 verification found a problem, 2 could
+/// not run or refused the input (the ledger is then unchanged).
+#[derive(Debug, Parser)]
+#[command(name = "fundledger", version, max_term_width = 100)]
+pub struct Cli {
+    /// The ledger file.
+    #[arg(long, global = true, env = "FUNDLEDGER_LEDGER", default_value = "fundledger.sqlite")]
+    pub ledger: PathBuf,
+
+    /// The private key that signs (PKCS#8 PEM, mode 0600).
+    #[arg(long, global = true, env = "FUNDLEDGER_KEY")]
+    pub key: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new ledger whose genesis entry enrolls --key as administrator.
+    Init {
+        /// The ledger's unique name, like ledger.example.org/ae-ai-fund.
+        #[arg(long)]
+        origin: String,
+        /// Name recorded for the founding key (default: the key file's stem).
+        #[arg(long)]
+        key_name: Option<String>,
+    },
+    /// Generate, enroll, revoke and list keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Record the SHA-256, size and name of an external document.
+    Attest {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        note: String,
+        #[command(flatten)]
+        rec: Recording,
+    },
+    /// List entries.
+    Log {
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        #[arg(long)]
+        limit: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one entry; optionally write the bytes its signature covers.
+    Show {
+        seq: u64,
+        #[arg(long)]
+        json: bool,
+        /// Write the exact signed message to FILE (for openssl pkeyutl -verify -rawin).
+        #[arg(long, requires = "signature")]
+        signed_message: Option<PathBuf>,
+        /// Write the raw 64-byte signature to FILE.
+        #[arg(long, requires = "signed_message")]
+        signature: Option<PathBuf>,
+        /// Which signer's signature (a key id prefix); default the first.
+        #[arg(long)]
+        signer: Option<String>,
+    },
+    /// Verify every hash, link, signature and accounting rule.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Funds.
+    #[command(subcommand)]
+    Fund(FundCommand),
+    /// Partners (limited partners).
+    #[command(subcommand)]
+    Partner(PartnerCommand),
+    /// Startups (portfolio companies).
+    #[command(subcommand)]
+    Startup(StartupCommand),
+    /// Record a partner's commitment (or, with --reduce, a reduction).
+    Commit {
+        #[arg(long)]
+        fund: String,
+        #[arg(long)]
+        partner: String,
+        /// Amount with its currency, like "25000000.00 USD".
+        #[arg(long)]
+        amount: String,
+        /// Reduce the commitment instead of increasing it.
+        #[arg(long)]
+        reduce: bool,
+        #[command(flatten)]
+        rec: Recording,
+    },
+    /// Issue a capital call, split pro rata to commitments.
+    Call {
+        #[arg(long)]
+        fund: String,
+        #[arg(long)]
+        amount: String,
+        /// investment | management_fee | expense
+        #[arg(long)]
+        purpose: String,
+        /// Payment due date (YYYY-MM-DD); --date is the notice date.
+        #[arg(long)]
+        due_date: String,
+        #[command(flatten)]
+        rec: Recording,
+    },
+    /// Record a partner's payment against a call.
+    Contribute {
+        #[arg(long)]
+        fund: String,
+        #[arg(long)]
+        partner: String,
+        /// The call number (see `position` or `log`).
+        #[arg(long)]
+        call: u64,
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        rec: Recording,
+    },
+    /// Invest in a startup (initial or follow-on).
+    Invest {
+        #[arg(long)]
+        fund: String,
+        #[arg(long)]
+        startup: String,
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        rec: Recording,
+    },
+    /// Mark a holding at fair value.
+    Value {
+        #[arg(long)]
+        fund: String,
+        #[arg(long)]
+        startup: String,
+        #[arg(long)]
+        fair_value: String,
+        #[command(flatten)]
+        rec: Recording,
+    },
+    /// Record proceeds from a sale or exit, releasing cost.
+    Realize {
+        #[arg(long)]
+        fund: String,
+        #[arg(long)]
+        startup: String,
+        #[arg(long)]
+        proceeds: String,
+        /// Cost released from the holding.
+        #[arg(long)]
+        cost: String,
+        #[command(flatten)]
+        rec: Recording,
+    },
+    /// Distribute cash to partners, pro rata to paid-in capital.
+    Distribute {
+        #[arg(long)]
+        fund: String,
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        rec: Recording,
+    },
+    /// Pay a management fee (borne pro rata to commitments).
+    Fee {
+        #[arg(long)]
+        fund: String,
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        rec: Recording,
+    },
+    /// Pay a fund expense (borne pro rata to commitments).
+    Expense {
+        #[arg(long)]
+        fund: String,
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        rec: Recording,
+    },
+    /// Reverse an earlier entry with a new entry that negates it.
+    Reverse {
+        seq: u64,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        rec: Recording,
+    },
+    /// Trial balance: totals per account, summing to zero per currency.
+    Balances {
+        #[arg(long)]
+        fund: Option<String>,
+        #[arg(long)]
+        as_of: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Partner positions and fund performance.
+    Position {
+        #[arg(long)]
+        fund: String,
+        #[arg(long)]
+        partner: Option<String>,
+        #[arg(long)]
+        as_of: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build a realistic demo fund in DIR, verify it and summarise it.
+    Demo {
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Options every recording command takes.
+#[derive(Debug, Args)]
+pub struct Recording {
+    /// Effective date (YYYY-MM-DD), distinct from the recording time.
+    #[arg(long)]
+    pub date: Option<String>,
+    /// A key that makes a retried command append nothing.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// A note kept with the entry.
+    #[arg(long)]
+    pub memo: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Write DIR/NAME.key (PKCS#8 PEM, 0600) and DIR/NAME.pub (SPKI PEM).
+    Generate {
+        name: String,
+        #[arg(long, default_value = "keys")]
+        dir: PathBuf,
+    },
+    /// Enroll a public key with a role.
+    Enroll {
+        public_key: PathBuf,
+        /// administrator | recorder | partner | auditor | witness
+        #[arg(long)]
+        role: String,
+        /// The partner a partner key signs for.
+        #[arg(long)]
+        partner: Option<String>,
+        /// Name recorded for the key (default: the file's stem).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        rec: Recording,
+    },
+    /// Revoke a key: it signs nothing after this entry.
+    Revoke {
+        key_id: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        rec: Recording,
+    },
+    /// List enrolled keys.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FundCommand {
+    /// Register a fund.
+    Create {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// ISO 4217 base currency.
+        #[arg(long)]
+        currency: String,
+        #[arg(long)]
+        jurisdiction: String,
+        #[arg(long)]
+        vintage: u32,
+        /// Annual management fee rate as a fraction, like 0.02.
+        #[arg(long)]
+        fee_rate: String,
+        /// committed | paid_in | invested
+        #[arg(long, default_value = "committed")]
+        fee_basis: String,
+        #[command(flatten)]
+        rec: Recording,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PartnerCommand {
+    /// Register a partner.
+    Add {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// government | sovereign_fund | development_bank | private | other
+        #[arg(long = "type")]
+        partner_type: String,
+        /// ISO 3166-1 alpha-2.
+        #[arg(long)]
+        country: String,
+        /// ISO 17442 legal entity identifier.
+        #[arg(long)]
+        lei: Option<String>,
+        #[command(flatten)]
+        rec: Recording,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StartupCommand {
+    /// Register a startup.
+    Add {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        country: String,
+        #[arg(long)]
+        sector: String,
+        #[command(flatten)]
+        rec: Recording,
+    },
+}

@@ -1,0 +1,389 @@
+//! The entry format: the canonical bytes that are hashed, signed and stored.
+//!
+//! schema/FORMAT.md is the specification; this module is its implementation
+//! and must change with it. An entry is a fixed header (magic, version,
+//! origin, sequence number, previous hash, recording time, kind) followed by
+//! a canonical-JSON body. Its hash is SHA-256 over those *content* bytes.
+//! Signatures cover a domain-separated message holding the hash, and are
+//! appended after the content to make the stored *record*.
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// The 16 bytes every entry's content starts with.
+pub const ENTRY_MAGIC: &[u8; 16] = b"fundledger/entry";
+/// The only entry format version this code reads and writes.
+pub const FORMAT_VERSION: u8 = 1;
+/// The previous-entry hash of the genesis entry (sequence number 0).
+pub const GENESIS_PREV_HASH: [u8; 32] = [0u8; 32];
+/// Prefix of every signed message; the 32-byte entry hash follows it.
+pub const SIGNATURE_CONTEXT: &[u8; 30] = b"fundledger/entry-signature/v1\n";
+/// Longest origin, in bytes. Origins name a ledger, like a C2SP log origin.
+pub const ORIGIN_LEN_MAX: usize = 255;
+/// Longest kind, in bytes.
+pub const KIND_LEN_MAX: usize = 64;
+/// Largest body, in bytes: big enough for a call split over thousands of
+/// partners, small enough that one entry never dominates memory.
+pub const BODY_LEN_MAX: usize = 4 * 1024 * 1024;
+/// Most signatures on one entry (multi-signature policies need a few).
+pub const SIGNERS_MAX: usize = 16;
+
+pub type Hash = [u8; 32];
+
+/// SHA-256 of a raw 32-byte Ed25519 public key: how entries name signers.
+pub type KeyId = [u8; 32];
+
+/// The key id of a public key.
+pub fn key_id(key: &VerifyingKey) -> KeyId {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// The unsigned part of an entry: everything the hash covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Content {
+    pub origin: String,
+    pub seq: u64,
+    pub prev_hash: Hash,
+    pub recorded_at_unix_ms: i64,
+    pub kind: String,
+    /// Canonical JSON (see [`crate::canonical_json`]).
+    pub body: Vec<u8>,
+}
+
+/// One signature: the signer's key id and the 64-byte Ed25519 signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntrySignature {
+    pub key_id: KeyId,
+    pub signature: [u8; 64],
+}
+
+/// An entry as stored: content plus signatures sorted by key id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub content: Content,
+    pub signatures: Vec<EntrySignature>,
+}
+
+fn check_text(what: &str, text: &str, max: usize) -> Result<()> {
+    if text.is_empty() || text.len() > max {
+        return Err(Error::format(format!(
+            "{what} must be 1 to {max} bytes, found {}",
+            text.len()
+        )));
+    }
+    if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(Error::format(format!(
+            "{what} {text:?} contains whitespace or control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Check that an origin is acceptable: 1..=255 bytes of printable UTF-8, no
+/// whitespace and no `+` (the C2SP checkpoint rules for a log origin).
+pub fn check_origin(origin: &str) -> Result<()> {
+    check_text("origin", origin, ORIGIN_LEN_MAX)?;
+    if origin.contains('+') {
+        return Err(Error::format(format!("origin {origin:?} contains '+'")));
+    }
+    Ok(())
+}
+
+/// Check a kind: lower-case ASCII letters, digits, `_` and `.`, starting with a letter.
+pub fn check_kind(kind: &str) -> Result<()> {
+    let ok = !kind.is_empty()
+        && kind.len() <= KIND_LEN_MAX
+        && kind.as_bytes()[0].is_ascii_lowercase()
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::format(format!("kind {kind:?} is not a valid kind")))
+    }
+}
+
+fn put_text(out: &mut Vec<u8>, text: &[u8]) {
+    out.extend_from_slice(&(text.len() as u32).to_be_bytes());
+    out.extend_from_slice(text);
+}
+
+impl Content {
+    /// The canonical content bytes (schema/FORMAT.md, "Content").
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(96 + self.origin.len() + self.kind.len() + self.body.len());
+        out.extend_from_slice(ENTRY_MAGIC);
+        out.push(FORMAT_VERSION);
+        put_text(&mut out, self.origin.as_bytes());
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&self.prev_hash);
+        out.extend_from_slice(&self.recorded_at_unix_ms.to_be_bytes());
+        put_text(&mut out, self.kind.as_bytes());
+        put_text(&mut out, &self.body);
+        out
+    }
+
+    /// Check the field rules that do not depend on other entries.
+    pub fn check(&self) -> Result<()> {
+        check_origin(&self.origin)?;
+        check_kind(&self.kind)?;
+        if self.recorded_at_unix_ms < 0 {
+            return Err(Error::format("recorded_at is before 1970"));
+        }
+        if self.body.len() > BODY_LEN_MAX {
+            return Err(Error::format(format!(
+                "body is {} bytes, more than the limit of {BODY_LEN_MAX}",
+                self.body.len()
+            )));
+        }
+        crate::canonical_json::parse_canonical(&self.body)?;
+        Ok(())
+    }
+
+    /// SHA-256 of the canonical content bytes.
+    pub fn hash(&self) -> Hash {
+        Sha256::digest(self.encode()).into()
+    }
+}
+
+/// The exact bytes an Ed25519 signature on an entry covers.
+pub fn signed_message(entry_hash: &Hash) -> [u8; 62] {
+    let mut msg = [0u8; 62];
+    msg[..30].copy_from_slice(SIGNATURE_CONTEXT);
+    msg[30..].copy_from_slice(entry_hash);
+    msg
+}
+
+/// Sign an entry hash.
+pub fn sign(key: &SigningKey, entry_hash: &Hash) -> EntrySignature {
+    EntrySignature {
+        key_id: key_id(&key.verifying_key()),
+        signature: key.sign(&signed_message(entry_hash)).to_bytes(),
+    }
+}
+
+/// Verify one signature strictly (RFC 8032 with canonical S, and no
+/// small-order R or A: ed25519-dalek's `verify_strict`).
+pub fn verify_signature(key: &VerifyingKey, entry_hash: &Hash, sig: &EntrySignature) -> bool {
+    let signature = Signature::from_bytes(&sig.signature);
+    key.verify_strict(&signed_message(entry_hash), &signature)
+        .is_ok()
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
+        if self.bytes.len() - self.at < n {
+            return Err(Error::format(format!(
+                "record ends inside {what} (at byte {})",
+                self.at
+            )));
+        }
+        let s = &self.bytes[self.at..self.at + n];
+        self.at += n;
+        Ok(s)
+    }
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N, what)?);
+        Ok(a)
+    }
+    fn text(&mut self, what: &str, max: usize) -> Result<&'a [u8]> {
+        let len = u32::from_be_bytes(self.array(what)?) as usize;
+        if len > max {
+            return Err(Error::format(format!(
+                "{what} length {len} exceeds the limit of {max}"
+            )));
+        }
+        self.take(len, what)
+    }
+}
+
+fn utf8(bytes: &[u8], what: &str) -> Result<String> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| Error::format(format!("{what} is not UTF-8")))
+}
+
+impl Record {
+    /// The stored bytes: content, then a one-byte signature count and the
+    /// signatures (key id, signature) sorted by key id.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.content.encode();
+        out.push(self.signatures.len() as u8);
+        for sig in &self.signatures {
+            out.extend_from_slice(&sig.key_id);
+            out.extend_from_slice(&sig.signature);
+        }
+        out
+    }
+
+    /// Decode a stored record strictly: every rule of schema/FORMAT.md
+    /// "What a verifier must reject" that needs no other entry is checked.
+    pub fn decode(bytes: &[u8]) -> Result<Record> {
+        let mut r = Reader { bytes, at: 0 };
+        if r.take(16, "magic")? != ENTRY_MAGIC {
+            return Err(Error::format("record does not start with the entry magic"));
+        }
+        let version = r.take(1, "version")?[0];
+        if version != FORMAT_VERSION {
+            return Err(Error::format(format!(
+                "unknown entry format version {version} (this fundledger reads version {FORMAT_VERSION})"
+            ))
+            .with_hint("upgrade fundledger"));
+        }
+        let origin = utf8(r.text("origin", ORIGIN_LEN_MAX)?, "origin")?;
+        let seq = u64::from_be_bytes(r.array("seq")?);
+        let prev_hash = r.array("prev_hash")?;
+        let recorded_at_unix_ms = i64::from_be_bytes(r.array("recorded_at")?);
+        let kind = utf8(r.text("kind", KIND_LEN_MAX)?, "kind")?;
+        let body = r.text("body", BODY_LEN_MAX)?.to_vec();
+        let content = Content {
+            origin,
+            seq,
+            prev_hash,
+            recorded_at_unix_ms,
+            kind,
+            body,
+        };
+        content.check()?;
+        let count = r.take(1, "signature count")?[0] as usize;
+        if count == 0 || count > SIGNERS_MAX {
+            return Err(Error::format(format!(
+                "an entry needs 1 to {SIGNERS_MAX} signatures, found {count}"
+            )));
+        }
+        let mut signatures: Vec<EntrySignature> = Vec::with_capacity(count);
+        for _ in 0..count {
+            let key_id = r.array("signature key id")?;
+            let signature = r.array("signature")?;
+            if let Some(last) = signatures.last() {
+                if last.key_id == key_id {
+                    return Err(Error::format("the same key signed the entry twice"));
+                }
+                if last.key_id > key_id {
+                    return Err(Error::format("signatures are not sorted by key id"));
+                }
+            }
+            signatures.push(EntrySignature { key_id, signature });
+        }
+        if r.at != bytes.len() {
+            return Err(Error::format(format!(
+                "{} unexpected bytes after the last signature",
+                bytes.len() - r.at
+            )));
+        }
+        Ok(Record {
+            content,
+            signatures,
+        })
+    }
+
+    /// Build a record from content and signatures, sorting the signatures
+    /// and refusing duplicates.
+    pub fn new(content: Content, mut signatures: Vec<EntrySignature>) -> Result<Record> {
+        signatures.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+        if signatures.windows(2).any(|w| w[0].key_id == w[1].key_id) {
+            return Err(Error::input("the same key cannot sign an entry twice"));
+        }
+        if signatures.is_empty() || signatures.len() > SIGNERS_MAX {
+            return Err(Error::input(format!(
+                "an entry needs 1 to {SIGNERS_MAX} signatures"
+            )));
+        }
+        Ok(Record {
+            content,
+            signatures,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Content {
+        Content {
+            origin: "ledger.example.org/test".into(),
+            seq: 1,
+            prev_hash: [7u8; 32],
+            recorded_at_unix_ms: 1_700_000_000_000,
+            kind: "attest".into(),
+            body: br#"{"event":{"a":"b"}}"#.to_vec(),
+        }
+    }
+
+    #[test]
+    fn record_round_trips() {
+        let key = SigningKey::from_bytes(&[1u8; 32]);
+        let content = sample();
+        let sig = sign(&key, &content.hash());
+        let record = Record::new(content, vec![sig]).unwrap();
+        let bytes = record.encode();
+        assert_eq!(Record::decode(&bytes).unwrap(), record);
+        assert!(verify_signature(
+            &key.verifying_key(),
+            &record.content.hash(),
+            &record.signatures[0]
+        ));
+    }
+
+    #[test]
+    fn decode_rejects_trailing_bytes_truncation_and_versions() {
+        let key = SigningKey::from_bytes(&[1u8; 32]);
+        let content = sample();
+        let sig = sign(&key, &content.hash());
+        let bytes = Record::new(content, vec![sig]).unwrap().encode();
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Record::decode(&longer).is_err());
+        for cut in 0..bytes.len() {
+            assert!(Record::decode(&bytes[..cut]).is_err(), "accepted a cut at {cut}");
+        }
+        let mut v2 = bytes.clone();
+        v2[16] = 2;
+        assert!(Record::decode(&v2)
+            .unwrap_err()
+            .message()
+            .contains("unknown entry format version"));
+    }
+
+    #[test]
+    fn decode_rejects_duplicate_and_unsorted_signers() {
+        let key = SigningKey::from_bytes(&[1u8; 32]);
+        let content = sample();
+        let sig = sign(&key, &content.hash());
+        let dup = Record {
+            content: content.clone(),
+            signatures: vec![sig.clone(), sig.clone()],
+        };
+        assert!(Record::decode(&dup.encode())
+            .unwrap_err()
+            .message()
+            .contains("twice"));
+        let other = sign(&SigningKey::from_bytes(&[2u8; 32]), &content.hash());
+        let mut sigs = vec![sig, other];
+        sigs.sort_by(|a, b| b.key_id.cmp(&a.key_id));
+        let unsorted = Record {
+            content,
+            signatures: sigs,
+        };
+        assert!(Record::decode(&unsorted.encode()).is_err());
+    }
+
+    #[test]
+    fn origin_and_kind_rules() {
+        assert!(check_origin("ledger.example.org/ae-ai-fund").is_ok());
+        assert!(check_origin("has space").is_err());
+        assert!(check_origin("a+b").is_err());
+        assert!(check_origin("").is_err());
+        assert!(check_kind("key.enroll").is_ok());
+        assert!(check_kind("Key").is_err());
+        assert!(check_kind("1abc").is_err());
+    }
+}

@@ -1,0 +1,489 @@
+//! Entry bodies: the typed events each entry kind carries, and their
+//! canonical JSON form (schema/FORMAT.md "Body", schema/EVENTS.md).
+//!
+//! A body is `{"event": {...}, "idempotency_key": "...", "postings": [...]}`
+//! where `idempotency_key` and `postings` are omitted when absent or empty.
+//! The event holds what the recorder asked for; the postings are what the
+//! ledger booked for it, computed by [`crate::state`] and re-computed by
+//! verify. Amounts are strings in canonical form (see [`crate::money`]).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::canonical_json;
+use crate::error::{Error, Result};
+
+/// Every event kind. The serde name is the entry kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    #[serde(rename = "genesis")]
+    Genesis(Genesis),
+    #[serde(rename = "key.enroll")]
+    KeyEnroll(KeyEnroll),
+    #[serde(rename = "key.revoke")]
+    KeyRevoke(KeyRevoke),
+    #[serde(rename = "attest")]
+    Attest(Attest),
+    #[serde(rename = "fund.create")]
+    FundCreate(FundCreate),
+    #[serde(rename = "partner.add")]
+    PartnerAdd(PartnerAdd),
+    #[serde(rename = "startup.add")]
+    StartupAdd(StartupAdd),
+    #[serde(rename = "commitment")]
+    Commitment(FundAmount),
+    #[serde(rename = "commitment.reduce")]
+    CommitmentReduce(FundAmount),
+    #[serde(rename = "call")]
+    Call(Call),
+    #[serde(rename = "contribution")]
+    Contribution(Contribution),
+    #[serde(rename = "investment")]
+    Investment(StartupAmount),
+    #[serde(rename = "valuation")]
+    Valuation(Valuation),
+    #[serde(rename = "realization")]
+    Realization(Realization),
+    #[serde(rename = "distribution")]
+    Distribution(FundTotal),
+    #[serde(rename = "fee")]
+    Fee(FundTotal),
+    #[serde(rename = "expense")]
+    Expense(FundTotal),
+    #[serde(rename = "reversal")]
+    Reversal(Reversal),
+}
+
+/// The first entry: names the founding administrator key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Genesis {
+    pub key: KeyEnroll,
+}
+
+/// Roles a key can hold (issue "identities"): what it may sign.
+pub const ROLES: &[&str] = &["administrator", "recorder", "partner", "auditor", "witness"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyEnroll {
+    /// A human name for the key ("cfo-office", "auditor-kpmg").
+    pub name: String,
+    /// Standard base64 of the raw 32-byte Ed25519 public key.
+    pub public_key: String,
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRevoke {
+    /// Lower-case hex of the key id (SHA-256 of the public key).
+    pub key_id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attest {
+    pub file_name: String,
+    /// Lower-case hex SHA-256 of the file's bytes.
+    pub sha256: String,
+    pub size: u64,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FundCreate {
+    pub fund: String,
+    pub name: String,
+    /// ISO 4217 code of the fund's base currency.
+    pub currency: String,
+    pub jurisdiction: String,
+    pub vintage: u32,
+    /// Annual management fee rate as a decimal fraction ("0.02").
+    pub management_fee_rate: String,
+    /// What the fee rate applies to: committed | paid_in | invested.
+    pub management_fee_basis: String,
+    pub date: String,
+}
+
+/// Partner types; the first three are public money.
+pub const PARTNER_TYPES: &[&str] = &[
+    "government",
+    "sovereign_fund",
+    "development_bank",
+    "private",
+    "other",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerAdd {
+    pub partner: String,
+    pub legal_name: String,
+    pub partner_type: String,
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lei: Option<String>,
+    pub date: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartupAdd {
+    pub startup: String,
+    pub name: String,
+    pub country: String,
+    pub sector: String,
+    pub date: String,
+}
+
+/// A commitment or its reduction: one partner, one amount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FundAmount {
+    pub fund: String,
+    pub partner: String,
+    pub amount: String,
+    pub currency: String,
+    pub date: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo: Option<String>,
+}
+
+/// Purposes of a capital call.
+pub const CALL_PURPOSES: &[&str] = &["investment", "management_fee", "expense"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Call {
+    pub fund: String,
+    pub amount: String,
+    pub currency: String,
+    pub purpose: String,
+    /// The notice date; it is the call's effective date.
+    pub date: String,
+    pub due_date: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contribution {
+    pub fund: String,
+    pub partner: String,
+    /// The fund's call number (1, 2, ... in recording order).
+    pub call: u64,
+    pub amount: String,
+    pub currency: String,
+    pub date: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartupAmount {
+    pub fund: String,
+    pub startup: String,
+    pub amount: String,
+    pub currency: String,
+    pub date: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Valuation {
+    pub fund: String,
+    pub startup: String,
+    pub fair_value: String,
+    pub currency: String,
+    pub date: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Realization {
+    pub fund: String,
+    pub startup: String,
+    pub proceeds: String,
+    pub cost_released: String,
+    pub currency: String,
+    pub date: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo: Option<String>,
+}
+
+/// A fund-level amount split across partners (distribution, fee, expense).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FundTotal {
+    pub fund: String,
+    pub amount: String,
+    pub currency: String,
+    pub date: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reversal {
+    /// Sequence number of the entry this one negates.
+    pub seq: u64,
+    pub reason: String,
+    pub date: String,
+}
+
+/// Debit or credit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Debit,
+    Credit,
+}
+
+impl Side {
+    pub fn opposite(self) -> Side {
+        match self {
+            Side::Debit => Side::Credit,
+            Side::Credit => Side::Debit,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Debit => "debit",
+            Side::Credit => "credit",
+        }
+    }
+}
+
+/// One booked line: an account (with its partner or startup dimension), a
+/// side and a positive amount in the fund's currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Posting {
+    pub account: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup: Option<String>,
+    pub side: Side,
+    pub amount: String,
+    pub currency: String,
+}
+
+/// A decoded body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Body {
+    pub event: Event,
+    pub idempotency_key: Option<String>,
+    pub postings: Vec<Posting>,
+}
+
+/// Longest idempotency key, in bytes.
+pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 128;
+
+/// Check an idempotency key: 1..=128 printable ASCII characters, no spaces.
+pub fn check_idempotency_key(key: &str) -> Result<()> {
+    if key.is_empty()
+        || key.len() > IDEMPOTENCY_KEY_LEN_MAX
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(Error::input(format!(
+            "idempotency key {key:?} must be 1 to {IDEMPOTENCY_KEY_LEN_MAX} printable ASCII characters without spaces"
+        )));
+    }
+    Ok(())
+}
+
+impl Event {
+    /// The entry kind of this event.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Genesis(_) => "genesis",
+            Event::KeyEnroll(_) => "key.enroll",
+            Event::KeyRevoke(_) => "key.revoke",
+            Event::Attest(_) => "attest",
+            Event::FundCreate(_) => "fund.create",
+            Event::PartnerAdd(_) => "partner.add",
+            Event::StartupAdd(_) => "startup.add",
+            Event::Commitment(_) => "commitment",
+            Event::CommitmentReduce(_) => "commitment.reduce",
+            Event::Call(_) => "call",
+            Event::Contribution(_) => "contribution",
+            Event::Investment(_) => "investment",
+            Event::Valuation(_) => "valuation",
+            Event::Realization(_) => "realization",
+            Event::Distribution(_) => "distribution",
+            Event::Fee(_) => "fee",
+            Event::Expense(_) => "expense",
+            Event::Reversal(_) => "reversal",
+        }
+    }
+
+    /// The event's own object, without the kind tag.
+    pub fn to_value(&self) -> Value {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(map)) if map.len() == 1 => {
+                map.into_iter().next().map(|(_, v)| v).unwrap_or(Value::Null)
+            }
+            _ => Value::Null,
+        }
+    }
+
+    /// Canonical JSON of the event object: what idempotency compares.
+    pub fn canonical_bytes(&self) -> Result<Vec<u8>> {
+        canonical_json::to_vec(&self.to_value())
+    }
+
+    /// The fund an event belongs to, if it is a fund event.
+    pub fn fund(&self) -> Option<&str> {
+        match self {
+            Event::FundCreate(e) => Some(&e.fund),
+            Event::Commitment(e) | Event::CommitmentReduce(e) => Some(&e.fund),
+            Event::Call(e) => Some(&e.fund),
+            Event::Contribution(e) => Some(&e.fund),
+            Event::Investment(e) => Some(&e.fund),
+            Event::Valuation(e) => Some(&e.fund),
+            Event::Realization(e) => Some(&e.fund),
+            Event::Distribution(e) | Event::Fee(e) | Event::Expense(e) => Some(&e.fund),
+            _ => None,
+        }
+    }
+
+    /// The effective date (ISO 8601 calendar date), for events that have one.
+    pub fn date(&self) -> Option<&str> {
+        match self {
+            Event::FundCreate(e) => Some(&e.date),
+            Event::PartnerAdd(e) => Some(&e.date),
+            Event::StartupAdd(e) => Some(&e.date),
+            Event::Commitment(e) | Event::CommitmentReduce(e) => Some(&e.date),
+            Event::Call(e) => Some(&e.date),
+            Event::Contribution(e) => Some(&e.date),
+            Event::Investment(e) => Some(&e.date),
+            Event::Valuation(e) => Some(&e.date),
+            Event::Realization(e) => Some(&e.date),
+            Event::Distribution(e) | Event::Fee(e) | Event::Expense(e) => Some(&e.date),
+            Event::Reversal(e) => Some(&e.date),
+            _ => None,
+        }
+    }
+}
+
+impl Body {
+    /// The canonical JSON bytes of this body.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let mut map = Map::new();
+        map.insert("event".into(), self.event.to_value());
+        if let Some(key) = &self.idempotency_key {
+            map.insert("idempotency_key".into(), Value::String(key.clone()));
+        }
+        if !self.postings.is_empty() {
+            let postings = serde_json::to_value(&self.postings)
+                .map_err(|e| Error::format(format!("cannot encode postings: {e}")))?;
+            map.insert("postings".into(), postings);
+        }
+        canonical_json::to_vec(&Value::Object(map))
+    }
+
+    /// Decode a body of the given kind, strictly: unknown kinds and fields,
+    /// and anything not in canonical form, are errors.
+    pub fn decode(kind: &str, bytes: &[u8]) -> Result<Body> {
+        let value = canonical_json::parse_canonical(bytes)?;
+        let Value::Object(mut map) = value else {
+            return Err(Error::format("body is not a JSON object"));
+        };
+        if let Some(field) = map
+            .keys()
+            .find(|k| !matches!(k.as_str(), "event" | "idempotency_key" | "postings"))
+        {
+            return Err(Error::format(format!("body has unknown field {field:?}")));
+        }
+        let event_value = map
+            .remove("event")
+            .ok_or_else(|| Error::format("body has no event"))?;
+        let mut tagged = Map::new();
+        tagged.insert(kind.to_string(), event_value);
+        let event: Event = serde_json::from_value(Value::Object(tagged))
+            .map_err(|e| Error::format(format!("{kind} event does not decode: {e}")))?;
+        let idempotency_key = match map.remove("idempotency_key") {
+            None => None,
+            Some(Value::String(s)) => {
+                check_idempotency_key(&s).map_err(|e| Error::format(e.message().to_string()))?;
+                Some(s)
+            }
+            Some(_) => return Err(Error::format("idempotency_key is not a string")),
+        };
+        let postings: Vec<Posting> = match map.remove("postings") {
+            None => Vec::new(),
+            Some(v) => serde_json::from_value(v)
+                .map_err(|e| Error::format(format!("postings do not decode: {e}")))?,
+        };
+        let body = Body {
+            event,
+            idempotency_key,
+            postings,
+        };
+        // The typed round trip must give back the same bytes: this rejects
+        // an empty postings array and any value the types would normalise.
+        if body.encode()? != bytes {
+            return Err(Error::format("body is not in canonical form"));
+        }
+        Ok(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attest() -> Event {
+        Event::Attest(Attest {
+            file_name: "minutes.pdf".into(),
+            sha256: "00".repeat(32),
+            size: 10,
+            note: "board minutes".into(),
+        })
+    }
+
+    #[test]
+    fn body_round_trips_and_omits_empty_fields() {
+        let body = Body {
+            event: attest(),
+            idempotency_key: None,
+            postings: vec![],
+        };
+        let bytes = body.encode().unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("postings"));
+        assert_eq!(Body::decode("attest", &bytes).unwrap(), body);
+    }
+
+    #[test]
+    fn decode_rejects_unknown_kind_field_and_empty_postings() {
+        let body = Body {
+            event: attest(),
+            idempotency_key: Some("k1".into()),
+            postings: vec![],
+        };
+        let bytes = body.encode().unwrap();
+        assert!(Body::decode("no.such.kind", &bytes).is_err());
+        assert!(Body::decode("fee", &bytes).is_err());
+        let text = String::from_utf8(bytes).unwrap();
+        let extra = text.replacen("\"idempotency_key\"", "\"extra\":1,\"idempotency_key\"", 1);
+        assert!(Body::decode("attest", extra.as_bytes()).is_err());
+        let empty = text.replacen("\"k1\"}", "\"k1\",\"postings\":[]}", 1);
+        assert!(Body::decode("attest", empty.as_bytes()).is_err());
+        let unknown_event_field = text.replacen("\"note\"", "\"nope\":\"x\",\"note\"", 1);
+        assert!(Body::decode("attest", unknown_event_field.as_bytes()).is_err());
+    }
+}

@@ -1,0 +1,221 @@
+//! Key files: Ed25519 private keys as PKCS#8 PEM (mode 0600) and public keys
+//! as SubjectPublicKeyInfo PEM, both readable by OpenSSL 3.
+//!
+//! Private key bytes only ever live in this module's return values (a
+//! `SigningKey`, which zeroizes itself on drop); nothing here prints them.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// A key name becomes a file name: keep it to safe characters.
+pub fn check_key_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::input(format!(
+            "key name {name:?} must be 1 to 64 characters of letters, digits, '-', '_' or '.', not starting with '.'"
+        )))
+    }
+}
+
+/// Paths of the two files `generate` writes.
+pub struct KeyPaths {
+    pub private: PathBuf,
+    pub public: PathBuf,
+}
+
+/// Generate a new Ed25519 key from the operating system's random source and
+/// write `DIR/NAME.key` (PKCS#8 PEM, mode 0600) and `DIR/NAME.pub` (SPKI PEM).
+/// Refuses to overwrite either file.
+pub fn generate(dir: &Path, name: &str) -> Result<(KeyPaths, VerifyingKey)> {
+    check_key_name(name)?;
+    let key = SigningKey::generate(&mut rand_core::OsRng);
+    let paths = write_key_files(dir, name, &key)?;
+    Ok((paths, key.verifying_key()))
+}
+
+/// Write the key files for an existing key (used by `generate` and by tests
+/// that need a fixed seed).
+pub fn write_key_files(dir: &Path, name: &str, key: &SigningKey) -> Result<KeyPaths> {
+    check_key_name(name)?;
+    fs::create_dir_all(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    let private = dir.join(format!("{name}.key"));
+    let public = dir.join(format!("{name}.pub"));
+    for path in [&private, &public] {
+        if path.exists() {
+            return Err(Error::new(
+                ErrorKind::Key,
+                format!("{} already exists", path.display()),
+            )
+            .with_hint("choose another name or move the old key away; keys are never overwritten"));
+        }
+    }
+    let pem = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| Error::key(format!("cannot encode the private key: {e}")))?;
+    write_new_file(&private, pem.as_bytes(), 0o600)?;
+    let pub_pem = key
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| Error::key(format!("cannot encode the public key: {e}")))?;
+    write_new_file(&public, pub_pem.as_bytes(), 0o644)?;
+    Ok(KeyPaths { private, public })
+}
+
+fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options
+        .open(path)
+        .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+    file.write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+}
+
+/// Load a private key, refusing a file that group or others can read or
+/// write (as ssh does).
+pub fn load_signing_key(path: &Path) -> Result<SigningKey> {
+    let meta = fs::metadata(path).map_err(|e| {
+        Error::new(
+            ErrorKind::Key,
+            format!("cannot read key file {}: {e}", path.display()),
+        )
+        .with_hint("pass --key PATH or set FUNDLEDGER_KEY to a private key made by `fundledger key generate`")
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(Error::key(format!(
+                "private key {} is accessible by others (mode {mode:04o})",
+                path.display()
+            ))
+            .with_hint(format!("run `chmod 600 {}`", path.display())));
+        }
+    }
+    if !meta.is_file() {
+        return Err(Error::key(format!("{} is not a file", path.display())));
+    }
+    let text = zeroize_string(fs::read(path).map_err(|e| {
+        Error::io(format!("cannot read key file {}", path.display()), e)
+    })?);
+    if text.contains("ENCRYPTED PRIVATE KEY") {
+        return Err(Error::key(format!(
+            "{} is an encrypted private key, which this version cannot open",
+            path.display()
+        )));
+    }
+    SigningKey::from_pkcs8_pem(&text).map_err(|_| {
+        Error::key(format!(
+            "{} is not an Ed25519 private key in PKCS#8 PEM form",
+            path.display()
+        ))
+        .with_hint("use a .key file made by `fundledger key generate` (or `openssl genpkey -algorithm ed25519`)")
+    })
+}
+
+/// Read bytes into a string that is wiped when dropped.
+fn zeroize_string(bytes: Vec<u8>) -> zeroize::Zeroizing<String> {
+    zeroize::Zeroizing::new(
+        String::from_utf8(bytes).unwrap_or_default(),
+    )
+}
+
+/// Load a public key from SubjectPublicKeyInfo PEM and refuse weak
+/// (small-order) keys, which could make a signature valid for any message.
+pub fn load_public_key(path: &Path) -> Result<VerifyingKey> {
+    let text = fs::read_to_string(path).map_err(|e| {
+        Error::new(
+            ErrorKind::Key,
+            format!("cannot read public key {}: {e}", path.display()),
+        )
+    })?;
+    let key = VerifyingKey::from_public_key_pem(&text).map_err(|_| {
+        Error::key(format!(
+            "{} is not an Ed25519 public key in SubjectPublicKeyInfo PEM form",
+            path.display()
+        ))
+        .with_hint("use a .pub file made by `fundledger key generate`")
+    })?;
+    check_public_key(&key)?;
+    Ok(key)
+}
+
+/// Refuse small-order public keys.
+pub fn check_public_key(key: &VerifyingKey) -> Result<()> {
+    if key.is_weak() {
+        return Err(Error::key(
+            "the public key has small order and would accept forged signatures",
+        ));
+    }
+    Ok(())
+}
+
+/// A public key's SPKI PEM text.
+pub fn public_key_pem(key: &VerifyingKey) -> String {
+    key.to_public_key_pem(LineEnding::LF)
+        .expect("encoding a 32-byte key as SPKI cannot fail")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generate_writes_0600_private_key_and_loads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (paths, public) = generate(dir.path(), "alice").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&paths.private).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        let key = load_signing_key(&paths.private).unwrap();
+        assert_eq!(key.verifying_key(), public);
+        assert_eq!(load_public_key(&paths.public).unwrap(), public);
+        assert!(generate(dir.path(), "alice").is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn loose_permissions_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (paths, _) = generate(dir.path(), "bob").unwrap();
+        fs::set_permissions(&paths.private, fs::Permissions::from_mode(0o640)).unwrap();
+        let err = load_signing_key(&paths.private).unwrap_err();
+        assert!(err.message().contains("accessible by others"));
+        assert!(err.hint().unwrap().contains("chmod 600"));
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_key_name("admin-1").is_ok());
+        assert!(check_key_name("../x").is_err());
+        assert!(check_key_name(".hidden").is_err());
+        assert!(check_key_name("").is_err());
+    }
+}

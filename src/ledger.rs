@@ -1,0 +1,305 @@
+//! The ledger: a store plus the state at its head, and the append path.
+//!
+//! Append is one IMMEDIATE transaction: read the head, catch the in-memory
+//! state up with any entries other processes appended, check the idempotency
+//! key, let [`State::prepare`] check the event and compute its postings,
+//! check the signers, hash, sign, decode and verify the record once more
+//! (check twice), insert, commit, and only then advance the state.
+
+use std::path::Path;
+
+use base64::Engine;
+use ed25519_dalek::SigningKey;
+
+use crate::entry::{self, key_id, Content, Record, GENESIS_PREV_HASH};
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::{Body, Event, Genesis, KeyEnroll};
+use crate::state::State;
+use crate::store::{AppendTx, Head, Store, StoredRow};
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// A new entry was written.
+    New { seq: u64, entry_hash: [u8; 32] },
+    /// An entry with the same idempotency key and content already exists;
+    /// nothing was written.
+    AlreadyRecorded { seq: u64 },
+}
+
+impl Appended {
+    pub fn seq(&self) -> u64 {
+        match self {
+            Appended::New { seq, .. } | Appended::AlreadyRecorded { seq } => *seq,
+        }
+    }
+}
+
+/// A request to append one entry.
+pub struct AppendRequest<'a> {
+    pub event: Event,
+    pub idempotency_key: Option<String>,
+    pub signers: &'a [&'a SigningKey],
+    /// Wall-clock time of the append; the entry records
+    /// `max(now, previous entry's time)` so recording times never go back.
+    pub now_unix_ms: i64,
+}
+
+/// An open ledger.
+pub struct Ledger {
+    store: Store,
+    state: State,
+}
+
+/// Decode a stored row into its record and body (no signature checks).
+pub fn decode_row(row: &StoredRow) -> Result<(Record, Body)> {
+    let seq = u64::try_from(row.seq).unwrap_or(u64::MAX);
+    let record = Record::decode(&row.record).map_err(|e| e.at_seq(seq))?;
+    let body = Body::decode(&record.content.kind, &record.content.body).map_err(|e| e.at_seq(seq))?;
+    Ok((record, body))
+}
+
+/// Advance `state` by one stored entry, re-checking its rules (used when
+/// opening a ledger and when catching up with other writers).
+fn advance(
+    state: &mut State,
+    row: &StoredRow,
+    lookup: &dyn Fn(u64) -> Result<Option<(String, Body)>>,
+) -> Result<()> {
+    let (record, body) = decode_row(row)?;
+    let seq = record.content.seq;
+    let prepared = state.prepare(seq, &body.event, lookup).map_err(|e| {
+        Error::new(
+            ErrorKind::Verification,
+            format!("the stored ledger breaks a rule: {}", e.message()),
+        )
+        .at_seq(seq)
+        .with_hint("run `fundledger verify` for a full report")
+    })?;
+    if seq == 0 {
+        state.origin = Some(record.content.origin.clone());
+    }
+    state.apply(seq, &body.event, prepared);
+    Ok(())
+}
+
+fn lookup_in(get: impl Fn(u64) -> Result<Option<StoredRow>>) -> impl Fn(u64) -> Result<Option<(String, Body)>> {
+    move |seq| match get(seq)? {
+        None => Ok(None),
+        Some(row) => {
+            let (record, body) = decode_row(&row)?;
+            Ok(Some((record.content.kind, body)))
+        }
+    }
+}
+
+impl Ledger {
+    /// Create a ledger at `path` whose genesis entry names `origin` and
+    /// enrolls `key` as its first administrator. Refuses an existing file.
+    pub fn init(path: &Path, origin: &str, key: &SigningKey, key_name: &str, now_unix_ms: i64) -> Result<Ledger> {
+        entry::check_origin(origin).map_err(|e| {
+            Error::input(e.message().to_string())
+                .with_hint("an origin looks like ledger.example.org/ae-ai-fund")
+        })?;
+        let store = Store::create(path)?;
+        let mut ledger = Ledger {
+            store,
+            state: State::default(),
+        };
+        let event = Event::Genesis(Genesis {
+            key: KeyEnroll {
+                name: key_name.to_string(),
+                public_key: base64::engine::general_purpose::STANDARD
+                    .encode(key.verifying_key().as_bytes()),
+                role: "administrator".into(),
+                partner: None,
+            },
+        });
+        let result = ledger.append_with_origin(
+            AppendRequest {
+                event,
+                idempotency_key: None,
+                signers: &[key],
+                now_unix_ms,
+            },
+            Some(origin),
+        );
+        if let Err(e) = result {
+            drop(ledger);
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+            return Err(e);
+        }
+        Ok(ledger)
+    }
+
+    /// Open a ledger for appending; replays it to build the head state.
+    pub fn open(path: &Path) -> Result<Ledger> {
+        Ledger::replay(Store::open(path)?)
+    }
+
+    /// Open a ledger read-only (queries); replays it to build the head state.
+    pub fn open_read_only(path: &Path) -> Result<Ledger> {
+        Ledger::replay(Store::open_read_only(path)?)
+    }
+
+    fn replay(store: Store) -> Result<Ledger> {
+        let mut state = State::default();
+        {
+            let lookup = lookup_in(|seq| store.get(seq));
+            store.scan(0, None, |row| {
+                advance(&mut state, &row, &lookup)?;
+                Ok(true)
+            })?;
+        }
+        if state.last_seq.is_none() {
+            return Err(Error::new(
+                ErrorKind::NotALedger,
+                format!("{} has no genesis entry", store.path().display()),
+            ));
+        }
+        Ok(Ledger { store, state })
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The ledger's origin.
+    pub fn origin(&self) -> &str {
+        self.state.origin().unwrap_or_default()
+    }
+
+    /// Append one entry (see the module docs for the steps).
+    pub fn append(&mut self, request: AppendRequest<'_>) -> Result<Appended> {
+        self.append_with_origin(request, None)
+    }
+
+    fn append_with_origin(&mut self, request: AppendRequest<'_>, genesis_origin: Option<&str>) -> Result<Appended> {
+        if let Some(key) = &request.idempotency_key {
+            crate::event::check_idempotency_key(key)?;
+        }
+        let Ledger { store, state } = self;
+        let tx = store.begin_append()?;
+        catch_up(state, &tx)?;
+        let head = tx.head()?;
+
+        if let Some(key) = &request.idempotency_key {
+            if let Some(row) = tx.find_idempotency_key(key)? {
+                let (record, body) = decode_row(&row)?;
+                let same = record.content.kind == request.event.kind()
+                    && body.event.canonical_bytes()? == request.event.canonical_bytes()?;
+                if same {
+                    return Ok(Appended::AlreadyRecorded {
+                        seq: record.content.seq,
+                    });
+                }
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "idempotency key {key:?} was already used by entry {} with different content",
+                        record.content.seq
+                    ),
+                )
+                .with_hint("use a new idempotency key for a different event"));
+            }
+        }
+
+        let seq = head.map_or(0, |h: Head| h.seq + 1);
+        let lookup = lookup_in(|s| tx.get(s));
+        let prepared = state.prepare(seq, &request.event, &lookup)?;
+        let signer_ids: Vec<_> = request
+            .signers
+            .iter()
+            .map(|k| key_id(&k.verifying_key()))
+            .collect();
+        let public_keys = state.authorize(seq, &request.event, &signer_ids)?;
+
+        let origin = match (seq, genesis_origin) {
+            (0, Some(origin)) => origin.to_string(),
+            (0, None) => return Err(Error::input("an empty ledger needs `fundledger init`")),
+            _ => state.origin().unwrap_or_default().to_string(),
+        };
+        let body = Body {
+            event: request.event.clone(),
+            idempotency_key: request.idempotency_key.clone(),
+            postings: prepared.postings.clone(),
+        };
+        let content = Content {
+            origin,
+            seq,
+            prev_hash: head.map_or(GENESIS_PREV_HASH, |h| h.entry_hash),
+            recorded_at_unix_ms: head.map_or(request.now_unix_ms, |h| {
+                request.now_unix_ms.max(h.recorded_at_unix_ms)
+            }),
+            kind: request.event.kind().to_string(),
+            body: body.encode()?,
+        };
+        content.check()?;
+        let entry_hash = content.hash();
+        let signatures = request
+            .signers
+            .iter()
+            .map(|k| entry::sign(k, &entry_hash))
+            .collect();
+        let record = Record::new(content, signatures)?;
+        let bytes = record.encode();
+
+        // Check twice: what we are about to store must decode to the same
+        // record and carry valid signatures from the authorized keys.
+        let decoded = Record::decode(&bytes)?;
+        if decoded != record {
+            return Err(Error::format("encoded record does not decode to itself"));
+        }
+        for (sig, key) in signer_ids.iter().zip(&public_keys) {
+            let s = decoded
+                .signatures
+                .iter()
+                .find(|s| &s.key_id == sig)
+                .ok_or_else(|| Error::format("signature missing after encoding"))?;
+            if !entry::verify_signature(key, &entry_hash, s) {
+                return Err(Error::format("a fresh signature does not verify"));
+            }
+        }
+
+        tx.insert(&StoredRow {
+            seq: seq as i64,
+            entry_hash: entry_hash.to_vec(),
+            prev_hash: record.content.prev_hash.to_vec(),
+            recorded_at_unix_ms: record.content.recorded_at_unix_ms,
+            kind: record.content.kind.clone(),
+            idempotency_key: request.idempotency_key.clone(),
+            record: bytes,
+        })?;
+        drop(lookup);
+        tx.commit()?;
+        if seq == 0 {
+            state.origin = Some(record.content.origin.clone());
+        }
+        state.apply(seq, &request.event, prepared);
+        Ok(Appended::New { seq, entry_hash })
+    }
+}
+
+/// Bring `state` up to the head inside an append transaction.
+fn catch_up(state: &mut State, tx: &AppendTx<'_>) -> Result<()> {
+    let from = state.last_seq.map_or(0, |s| s + 1);
+    let lookup = lookup_in(|s| tx.get(s));
+    tx.scan(from, None, |row| {
+        advance(state, &row, &lookup)?;
+        Ok(true)
+    })
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,27 @@
+//! fundledger: an append-only, hash-chained, Ed25519-signed ledger for joint
+//! AI startup funds, with double-entry accounting in exact decimals.
+//!
+//! See ARCHITECTURE.md for the module map and invariants, and schema/ for
+//! the byte formats. This library never depends on clap; the binary in
+//! src/main.rs is a thin layer over it.
+
+pub mod canonical_json;
+pub mod country;
+pub mod demo;
+pub mod entry;
+pub mod error;
+pub mod event;
+pub mod input;
+pub mod keys;
+pub mod ledger;
+pub mod merkle;
+pub mod money;
+pub mod note;
+pub mod query;
+pub mod split;
+pub mod state;
+pub mod store;
+pub mod verify;
+pub mod xirr;
+
+pub use error::{Error, ErrorKind, Result};

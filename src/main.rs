@@ -1,0 +1,699 @@
+//! The `fundledger` binary: parse the command line, call the library, print
+//! the result, and map errors to exit codes (0 ok, 1 verification found a
+//! problem, 2 could not run). All logic lives in the library.
+
+mod cli;
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use sha2::{Digest, Sha256};
+
+use cli::{Cli, Command, FundCommand, KeyCommand, PartnerCommand, Recording, StartupCommand};
+use fundledger::entry::{self, key_id};
+use fundledger::error::{Error, Result};
+use fundledger::event::*;
+use fundledger::input::{amount_with_currency, optional_date, required_date};
+use fundledger::ledger::{decode_row, now_unix_ms, AppendRequest, Appended, Ledger};
+use fundledger::store::Store;
+use fundledger::{keys, query, verify};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with exit 0; usage errors exit 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match run(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("fundledger: error: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<u8> {
+    match &cli.command {
+        Command::Init { origin, key_name } => {
+            let key_path = key_path(cli)?;
+            let key = keys::load_signing_key(key_path)?;
+            let name = match key_name {
+                Some(n) => n.clone(),
+                None => file_stem(key_path),
+            };
+            let ledger = Ledger::init(&cli.ledger, origin, &key, &name, now_unix_ms())?;
+            let head = ledger.store().head()?.map(|h| hex::encode(h.entry_hash));
+            println!(
+                "created ledger {} for origin {origin}; genesis entry 0 {} enrolls key {name} ({}) as administrator",
+                cli.ledger.display(),
+                head.unwrap_or_default(),
+                &hex::encode(key_id(&key.verifying_key()))[..16]
+            );
+            Ok(0)
+        }
+        Command::Key(k) => key_command(cli, k),
+        Command::Attest { file, note, rec } => {
+            let mut f = std::fs::File::open(file)
+                .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0u8; 1 << 16];
+            let mut size = 0u64;
+            loop {
+                let n = f
+                    .read(&mut buf)
+                    .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
+                if n == 0 {
+                    break;
+                }
+                size += n as u64;
+                hasher.update(&buf[..n]);
+            }
+            let file_name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            record(
+                cli,
+                Event::Attest(Attest {
+                    file_name,
+                    sha256: hex::encode(hasher.finalize()),
+                    size,
+                    note: note.clone(),
+                }),
+                rec,
+            )
+        }
+        Command::Log { from, limit, json } => log(cli, *from, *limit, *json),
+        Command::Show {
+            seq,
+            json,
+            signed_message,
+            signature,
+            signer,
+        } => show(cli, *seq, *json, signed_message, signature, signer),
+        Command::Verify { json } => {
+            let store = Store::open_read_only(&cli.ledger)?;
+            let show_progress = !json && std::io::stderr().is_terminal();
+            let mut progress = |done: u64, total: u64| {
+                if show_progress {
+                    eprint!("\rverifying {done}/{total} entries");
+                    let _ = std::io::stderr().flush();
+                }
+            };
+            let report = verify::verify(&store, &mut progress)?;
+            if show_progress {
+                eprintln!();
+            }
+            if *json {
+                print_json(&report);
+            } else if let Some(f) = &report.failure {
+                println!("FAILED at entry {}: {} [{}]", f.seq, f.message, f.check);
+                if let Some(e) = &f.expected {
+                    println!("  expected: {e}");
+                }
+                if let Some(found) = &f.found {
+                    println!("  found:    {found}");
+                }
+                println!("{} entries before it verified", report.entries_verified);
+            } else {
+                println!(
+                    "intact: {} entries, {} signatures, head {} (origin {})",
+                    report.entries_verified,
+                    report.signatures_verified,
+                    report.head_hash.as_deref().unwrap_or("-"),
+                    report.origin.as_deref().unwrap_or("-")
+                );
+            }
+            Ok(if report.is_intact() { 0 } else { 1 })
+        }
+        Command::Fund(FundCommand::Create {
+            id,
+            name,
+            currency,
+            jurisdiction,
+            vintage,
+            fee_rate,
+            fee_basis,
+            rec,
+        }) => record(
+            cli,
+            Event::FundCreate(FundCreate {
+                fund: id.clone(),
+                name: name.clone(),
+                currency: currency.clone(),
+                jurisdiction: jurisdiction.clone(),
+                vintage: *vintage,
+                management_fee_rate: fee_rate.clone(),
+                management_fee_basis: fee_basis.clone(),
+                date: required_date(&rec.date)?,
+            }),
+            rec,
+        ),
+        Command::Partner(PartnerCommand::Add {
+            id,
+            name,
+            partner_type,
+            country,
+            lei,
+            rec,
+        }) => record(
+            cli,
+            Event::PartnerAdd(PartnerAdd {
+                partner: id.clone(),
+                legal_name: name.clone(),
+                partner_type: partner_type.clone(),
+                country: country.clone(),
+                lei: lei.clone(),
+                date: required_date(&rec.date)?,
+            }),
+            rec,
+        ),
+        Command::Startup(StartupCommand::Add {
+            id,
+            name,
+            country,
+            sector,
+            rec,
+        }) => record(
+            cli,
+            Event::StartupAdd(StartupAdd {
+                startup: id.clone(),
+                name: name.clone(),
+                country: country.clone(),
+                sector: sector.clone(),
+                date: required_date(&rec.date)?,
+            }),
+            rec,
+        ),
+        Command::Commit {
+            fund,
+            partner,
+            amount,
+            reduce,
+            rec,
+        } => {
+            let (amount, currency) = amount_with_currency(amount)?;
+            let body = FundAmount {
+                fund: fund.clone(),
+                partner: partner.clone(),
+                amount,
+                currency: currency.code().into(),
+                date: required_date(&rec.date)?,
+                memo: rec.memo.clone(),
+            };
+            let event = if *reduce {
+                Event::CommitmentReduce(body)
+            } else {
+                Event::Commitment(body)
+            };
+            record(cli, event, rec)
+        }
+        Command::Call {
+            fund,
+            amount,
+            purpose,
+            due_date,
+            rec,
+        } => {
+            let (amount, currency) = amount_with_currency(amount)?;
+            let due = required_date(&Some(due_date.clone()))?;
+            record(
+                cli,
+                Event::Call(Call {
+                    fund: fund.clone(),
+                    amount,
+                    currency: currency.code().into(),
+                    purpose: purpose.clone(),
+                    date: required_date(&rec.date)?,
+                    due_date: due,
+                    memo: rec.memo.clone(),
+                }),
+                rec,
+            )
+        }
+        Command::Contribute {
+            fund,
+            partner,
+            call,
+            amount,
+            rec,
+        } => {
+            let (amount, currency) = amount_with_currency(amount)?;
+            record(
+                cli,
+                Event::Contribution(Contribution {
+                    fund: fund.clone(),
+                    partner: partner.clone(),
+                    call: *call,
+                    amount,
+                    currency: currency.code().into(),
+                    date: required_date(&rec.date)?,
+                    memo: rec.memo.clone(),
+                }),
+                rec,
+            )
+        }
+        Command::Invest {
+            fund,
+            startup,
+            amount,
+            rec,
+        } => {
+            let (amount, currency) = amount_with_currency(amount)?;
+            record(
+                cli,
+                Event::Investment(StartupAmount {
+                    fund: fund.clone(),
+                    startup: startup.clone(),
+                    amount,
+                    currency: currency.code().into(),
+                    date: required_date(&rec.date)?,
+                    memo: rec.memo.clone(),
+                }),
+                rec,
+            )
+        }
+        Command::Value {
+            fund,
+            startup,
+            fair_value,
+            rec,
+        } => {
+            let (fair_value, currency) = amount_with_currency(fair_value)?;
+            record(
+                cli,
+                Event::Valuation(Valuation {
+                    fund: fund.clone(),
+                    startup: startup.clone(),
+                    fair_value,
+                    currency: currency.code().into(),
+                    date: required_date(&rec.date)?,
+                    memo: rec.memo.clone(),
+                }),
+                rec,
+            )
+        }
+        Command::Realize {
+            fund,
+            startup,
+            proceeds,
+            cost,
+            rec,
+        } => {
+            let (proceeds, currency) = amount_with_currency(proceeds)?;
+            let (cost, cost_currency) = amount_with_currency(cost)?;
+            if cost_currency != currency {
+                return Err(Error::input("--proceeds and --cost must be in the same currency"));
+            }
+            record(
+                cli,
+                Event::Realization(Realization {
+                    fund: fund.clone(),
+                    startup: startup.clone(),
+                    proceeds,
+                    cost_released: cost,
+                    currency: currency.code().into(),
+                    date: required_date(&rec.date)?,
+                    memo: rec.memo.clone(),
+                }),
+                rec,
+            )
+        }
+        Command::Distribute { fund, amount, rec } => {
+            record(cli, Event::Distribution(fund_total(fund, amount, rec)?), rec)
+        }
+        Command::Fee { fund, amount, rec } => record(cli, Event::Fee(fund_total(fund, amount, rec)?), rec),
+        Command::Expense { fund, amount, rec } => {
+            record(cli, Event::Expense(fund_total(fund, amount, rec)?), rec)
+        }
+        Command::Reverse { seq, reason, rec } => record(
+            cli,
+            Event::Reversal(Reversal {
+                seq: *seq,
+                reason: reason.clone(),
+                date: required_date(&rec.date)?,
+            }),
+            rec,
+        ),
+        Command::Balances { fund, as_of, json } => {
+            let as_of = optional_date(as_of)?;
+            let ledger = Ledger::open_read_only(&cli.ledger)?;
+            let b = query::balances(&ledger, fund.as_deref(), as_of)?;
+            if *json {
+                print_json(&b);
+            } else {
+                for f in &b.funds {
+                    println!("Fund {} ({})", f.fund, f.currency);
+                    let mut rows = vec![vec!["account".to_string(), "class".into(), "balance".into()]];
+                    for l in &f.lines {
+                        let dim = l.partner.as_ref().or(l.startup.as_ref());
+                        let name = match dim {
+                            Some(d) => format!("{}:{d}", l.account),
+                            None => l.account.clone(),
+                        };
+                        rows.push(vec![name, l.class.into(), l.balance.clone()]);
+                    }
+                    rows.push(vec!["total".into(), String::new(), f.total.clone()]);
+                    print!("{}", query::render_table(&rows, 2));
+                }
+            }
+            Ok(0)
+        }
+        Command::Position {
+            fund,
+            partner,
+            as_of,
+            json,
+        } => {
+            let as_of = optional_date(as_of)?;
+            let ledger = Ledger::open_read_only(&cli.ledger)?;
+            let p = query::position(&ledger, fund, partner.as_deref(), as_of)?;
+            if *json {
+                print_json(&p);
+            } else {
+                print!("{}", query::render_position(&p));
+            }
+            Ok(0)
+        }
+        Command::Demo { out } => {
+            let summary = fundledger::demo::run(out)?;
+            print!("{summary}");
+            Ok(0)
+        }
+    }
+}
+
+fn fund_total(fund: &str, amount: &str, rec: &Recording) -> Result<FundTotal> {
+    let (amount, currency) = amount_with_currency(amount)?;
+    Ok(FundTotal {
+        fund: fund.to_string(),
+        amount,
+        currency: currency.code().into(),
+        date: required_date(&rec.date)?,
+        memo: rec.memo.clone(),
+    })
+}
+
+fn key_path(cli: &Cli) -> Result<&Path> {
+    cli.key.as_deref().ok_or_else(|| {
+        Error::key("this command signs an entry and needs a private key")
+            .with_hint("pass --key PATH or set FUNDLEDGER_KEY")
+    })
+}
+
+fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "key".into())
+}
+
+fn print_json<T: serde::Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("fundledger: error: cannot encode JSON: {e}"),
+    }
+}
+
+/// Append one event signed by --key and report what happened.
+fn record(cli: &Cli, event: Event, rec: &Recording) -> Result<u8> {
+    let key = keys::load_signing_key(key_path(cli)?)?;
+    let mut ledger = Ledger::open(&cli.ledger)?;
+    let kind = event.kind();
+    let outcome = ledger.append(AppendRequest {
+        event,
+        idempotency_key: rec.idempotency_key.clone(),
+        signers: &[&key],
+        now_unix_ms: now_unix_ms(),
+    })?;
+    if rec.json {
+        let value = match &outcome {
+            Appended::New { seq, entry_hash } => serde_json::json!({
+                "format_version": 1, "status": "appended", "seq": seq, "kind": kind,
+                "entry_hash": hex::encode(entry_hash)
+            }),
+            Appended::AlreadyRecorded { seq } => serde_json::json!({
+                "format_version": 1, "status": "already_recorded", "seq": seq, "kind": kind
+            }),
+        };
+        print_json(&value);
+    } else {
+        match &outcome {
+            Appended::New { seq, entry_hash } => {
+                println!("appended entry {seq} ({kind}) {}", hex::encode(entry_hash))
+            }
+            Appended::AlreadyRecorded { seq } => println!(
+                "already recorded as entry {seq} (same idempotency key and content); nothing appended"
+            ),
+        }
+    }
+    Ok(0)
+}
+
+fn key_command(cli: &Cli, command: &KeyCommand) -> Result<u8> {
+    match command {
+        KeyCommand::Generate { name, dir } => {
+            let (paths, public) = keys::generate(dir, name)?;
+            println!(
+                "wrote {} (private, mode 0600) and {}; key id {}",
+                paths.private.display(),
+                paths.public.display(),
+                hex::encode(key_id(&public))
+            );
+            Ok(0)
+        }
+        KeyCommand::Enroll {
+            public_key,
+            role,
+            partner,
+            name,
+            rec,
+        } => {
+            let key = keys::load_public_key(public_key)?;
+            let name = name.clone().unwrap_or_else(|| file_stem(public_key));
+            use base64::Engine;
+            record(
+                cli,
+                Event::KeyEnroll(KeyEnroll {
+                    name,
+                    public_key: base64::engine::general_purpose::STANDARD.encode(key.as_bytes()),
+                    role: role.clone(),
+                    partner: partner.clone(),
+                }),
+                rec,
+            )
+        }
+        KeyCommand::Revoke { key_id, reason, rec } => {
+            let ledger = Ledger::open_read_only(&cli.ledger)?;
+            let prefix = key_id.to_ascii_lowercase();
+            let matches: Vec<String> = ledger
+                .state()
+                .keys
+                .keys()
+                .map(hex::encode)
+                .filter(|k| k.starts_with(&prefix))
+                .collect();
+            let full = match matches.as_slice() {
+                [one] if prefix.len() >= 8 => one.clone(),
+                [] => return Err(Error::input(format!("no enrolled key id starts with {key_id:?}"))
+                    .with_hint("see `fundledger key list`")),
+                _ => return Err(Error::input(format!("key id {key_id:?} is ambiguous or shorter than 8 hex digits"))),
+            };
+            drop(ledger);
+            record(
+                cli,
+                Event::KeyRevoke(KeyRevoke {
+                    key_id: full,
+                    reason: reason.clone(),
+                }),
+                rec,
+            )
+        }
+        KeyCommand::List { json } => {
+            let ledger = Ledger::open_read_only(&cli.ledger)?;
+            let keys: Vec<serde_json::Value> = ledger
+                .state()
+                .keys
+                .values()
+                .map(|k| {
+                    serde_json::json!({
+                        "key_id": hex::encode(k.key_id),
+                        "name": k.name,
+                        "role": k.role,
+                        "partner": k.partner,
+                        "status": if k.revoked_seq.is_some() { "revoked" } else { "active" },
+                        "enrolled_seq": k.enrolled_seq,
+                        "revoked_seq": k.revoked_seq,
+                    })
+                })
+                .collect();
+            if *json {
+                print_json(&serde_json::json!({"format_version": 1, "keys": keys}));
+            } else {
+                let mut rows = vec![["key id", "name", "role", "partner", "status", "enrolled", "revoked"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()];
+                for k in ledger.state().keys.values() {
+                    rows.push(vec![
+                        hex::encode(&k.key_id[..8]),
+                        k.name.clone(),
+                        k.role.clone(),
+                        k.partner.clone().unwrap_or_else(|| "-".into()),
+                        if k.revoked_seq.is_some() { "revoked" } else { "active" }.into(),
+                        k.enrolled_seq.to_string(),
+                        k.revoked_seq.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                    ]);
+                }
+                print!("{}", query::render_table(&rows, 5));
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn format_time(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+fn log(cli: &Cli, from: u64, limit: Option<u64>, json: bool) -> Result<u8> {
+    let store = Store::open_read_only(&cli.ledger)?;
+    let mut stdout = std::io::stdout().lock();
+    let mut failed = None;
+    store.scan(from, limit, |row| {
+        let (record, body) = decode_row(&row)?;
+        let c = &record.content;
+        let line = if json {
+            serde_json::json!({
+                "seq": c.seq,
+                "entry_hash": hex::encode(c.hash()),
+                "recorded_at": format_time(c.recorded_at_unix_ms),
+                "kind": c.kind,
+                "date": body.event.date(),
+                "fund": body.event.fund(),
+                "event": body.event.to_value(),
+            })
+            .to_string()
+        } else {
+            format!(
+                "{:>6}  {}  {:<18} {}  {}",
+                c.seq,
+                format_time(c.recorded_at_unix_ms),
+                c.kind,
+                &hex::encode(c.hash())[..16],
+                summary(&body.event)
+            )
+        };
+        if let Err(e) = writeln!(stdout, "{line}") {
+            failed = Some(e);
+            return Ok(false);
+        }
+        Ok(true)
+    })?;
+    // A closed pipe (`| head`) is not an error worth reporting.
+    let _ = failed;
+    Ok(0)
+}
+
+/// A one-line description of an event.
+fn summary(event: &Event) -> String {
+    match event {
+        Event::Genesis(g) => format!("administrator {}", g.key.name),
+        Event::KeyEnroll(k) => format!("{} as {}", k.name, k.role),
+        Event::KeyRevoke(k) => format!("{}: {}", &k.key_id[..16.min(k.key_id.len())], k.reason),
+        Event::Attest(a) => format!("{} ({} bytes) {}", a.file_name, a.size, a.note),
+        Event::FundCreate(f) => format!("{} {} {}", f.fund, f.currency, f.name),
+        Event::PartnerAdd(p) => format!("{} {} {}", p.partner, p.partner_type, p.legal_name),
+        Event::StartupAdd(s) => format!("{} {} {}", s.startup, s.sector, s.name),
+        Event::Commitment(c) | Event::CommitmentReduce(c) => {
+            format!("{} {} {} {} {}", c.date, c.fund, c.partner, c.amount, c.currency)
+        }
+        Event::Call(c) => format!("{} {} {} {} {}", c.date, c.fund, c.purpose, c.amount, c.currency),
+        Event::Contribution(c) => format!(
+            "{} {} {} call {} {} {}",
+            c.date, c.fund, c.partner, c.call, c.amount, c.currency
+        ),
+        Event::Investment(i) => format!("{} {} {} {} {}", i.date, i.fund, i.startup, i.amount, i.currency),
+        Event::Valuation(v) => format!("{} {} {} {} {}", v.date, v.fund, v.startup, v.fair_value, v.currency),
+        Event::Realization(r) => format!(
+            "{} {} {} proceeds {} cost {} {}",
+            r.date, r.fund, r.startup, r.proceeds, r.cost_released, r.currency
+        ),
+        Event::Distribution(d) | Event::Fee(d) | Event::Expense(d) => {
+            format!("{} {} {} {}", d.date, d.fund, d.amount, d.currency)
+        }
+        Event::Reversal(r) => format!("{} reverses {}: {}", r.date, r.seq, r.reason),
+    }
+}
+
+fn show(
+    cli: &Cli,
+    seq: u64,
+    json: bool,
+    signed_message: &Option<PathBuf>,
+    signature: &Option<PathBuf>,
+    signer: &Option<String>,
+) -> Result<u8> {
+    let store = Store::open_read_only(&cli.ledger)?;
+    let row = store
+        .get(seq)?
+        .ok_or_else(|| Error::input(format!("no entry {seq} in {}", cli.ledger.display())))?;
+    let (record, body) = decode_row(&row)?;
+    let c = &record.content;
+    let hash = c.hash();
+    if let (Some(msg_path), Some(sig_path)) = (signed_message, signature) {
+        let sig = match signer {
+            None => record.signatures.first(),
+            Some(prefix) => record
+                .signatures
+                .iter()
+                .find(|s| hex::encode(s.key_id).starts_with(&prefix.to_ascii_lowercase())),
+        }
+        .ok_or_else(|| Error::input("no signature on this entry matches --signer"))?;
+        std::fs::write(msg_path, entry::signed_message(&hash))
+            .map_err(|e| Error::io(format!("cannot write {}", msg_path.display()), e))?;
+        std::fs::write(sig_path, sig.signature)
+            .map_err(|e| Error::io(format!("cannot write {}", sig_path.display()), e))?;
+    }
+    let body_json: serde_json::Value = serde_json::from_slice(&c.body).unwrap_or_default();
+    let sigs: Vec<serde_json::Value> = record
+        .signatures
+        .iter()
+        .map(|s| serde_json::json!({"key_id": hex::encode(s.key_id), "signature": hex::encode(s.signature)}))
+        .collect();
+    if json {
+        print_json(&serde_json::json!({
+            "format_version": 1,
+            "seq": c.seq,
+            "entry_hash": hex::encode(hash),
+            "prev_hash": hex::encode(c.prev_hash),
+            "origin": c.origin,
+            "recorded_at": format_time(c.recorded_at_unix_ms),
+            "recorded_at_unix_ms": c.recorded_at_unix_ms,
+            "kind": c.kind,
+            "body": body_json,
+            "signatures": sigs,
+        }));
+    } else {
+        println!("entry       {}", c.seq);
+        println!("hash        {}", hex::encode(hash));
+        println!("prev_hash   {}", hex::encode(c.prev_hash));
+        println!("origin      {}", c.origin);
+        println!("recorded_at {}", format_time(c.recorded_at_unix_ms));
+        println!("kind        {}", c.kind);
+        println!("summary     {}", summary(&body.event));
+        println!("body        {}", String::from_utf8_lossy(&c.body));
+        for s in &record.signatures {
+            println!("signed by   {}", hex::encode(s.key_id));
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,1239 @@
+//! The ledger's state after each entry, and the rules every entry must obey.
+//!
+//! One code path serves append and verify: [`State::prepare`] checks an
+//! event against the state (keys, entities, accounting rules) and computes
+//! the postings it books; [`State::apply`] then advances the state. On
+//! append the postings go into the signed body; on verify they are computed
+//! again and must equal what the body says. The state holds balances,
+//! entities, keys and open calls: its size grows with those, never with the
+//! number of entries.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use base64::Engine;
+use ed25519_dalek::VerifyingKey;
+use rust_decimal::{Decimal, RoundingStrategy};
+
+use crate::entry::{key_id, KeyId};
+use crate::error::{Error, Result};
+use crate::event::*;
+use crate::money::{self, Currency};
+use crate::split::split_pro_rata;
+
+/// The chart of accounts (schema/ACCOUNTS.md). Balances are debit-positive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Account {
+    Cash,
+    CallReceivable,
+    Investments,
+    FairValueAdjustment,
+    Capital,
+    Distributions,
+    RealizedGain,
+    UnrealizedGain,
+    ManagementFees,
+    FundExpenses,
+    Commitment,
+    Unfunded,
+    Called,
+}
+
+/// Which dimension an account is kept by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dimension {
+    None,
+    Partner,
+    Startup,
+}
+
+impl Account {
+    pub const ALL: [Account; 13] = [
+        Account::Cash,
+        Account::CallReceivable,
+        Account::Investments,
+        Account::FairValueAdjustment,
+        Account::Capital,
+        Account::Distributions,
+        Account::RealizedGain,
+        Account::UnrealizedGain,
+        Account::ManagementFees,
+        Account::FundExpenses,
+        Account::Commitment,
+        Account::Unfunded,
+        Account::Called,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Account::Cash => "cash",
+            Account::CallReceivable => "call_receivable",
+            Account::Investments => "investments",
+            Account::FairValueAdjustment => "fair_value_adjustment",
+            Account::Capital => "capital",
+            Account::Distributions => "distributions",
+            Account::RealizedGain => "realized_gain",
+            Account::UnrealizedGain => "unrealized_gain",
+            Account::ManagementFees => "management_fees",
+            Account::FundExpenses => "fund_expenses",
+            Account::Commitment => "commitment",
+            Account::Unfunded => "unfunded",
+            Account::Called => "called",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Account> {
+        Account::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
+    pub fn dimension(self) -> Dimension {
+        match self {
+            Account::Cash => Dimension::None,
+            Account::Investments | Account::FairValueAdjustment => Dimension::Startup,
+            _ => Dimension::Partner,
+        }
+    }
+
+    /// Assets, equity, income/expense, or memorandum (off balance sheet).
+    pub fn class(self) -> &'static str {
+        match self {
+            Account::Cash
+            | Account::CallReceivable
+            | Account::Investments
+            | Account::FairValueAdjustment => "asset",
+            Account::Capital | Account::Distributions => "partners_capital",
+            Account::RealizedGain
+            | Account::UnrealizedGain
+            | Account::ManagementFees
+            | Account::FundExpenses => "income_expense",
+            Account::Commitment | Account::Unfunded | Account::Called => "memorandum",
+        }
+    }
+}
+
+/// An account with its dimension value.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AccountKey {
+    pub account: Account,
+    /// The partner or startup id; empty for `cash`.
+    pub dimension: String,
+}
+
+impl AccountKey {
+    pub fn new(account: Account, dimension: &str) -> AccountKey {
+        AccountKey {
+            account,
+            dimension: dimension.to_string(),
+        }
+    }
+
+    /// `cash`, `capital:mof`, `investments:acme`.
+    pub fn display(&self) -> String {
+        if self.dimension.is_empty() {
+            self.account.as_str().to_string()
+        } else {
+            format!("{}:{}", self.account.as_str(), self.dimension)
+        }
+    }
+
+    /// The account key a posting names, checked against the chart.
+    pub fn of_posting(p: &Posting) -> Result<AccountKey> {
+        let account = Account::parse(&p.account)
+            .ok_or_else(|| Error::format(format!("unknown account {:?}", p.account)))?;
+        let dimension = match (account.dimension(), &p.partner, &p.startup) {
+            (Dimension::None, None, None) => String::new(),
+            (Dimension::Partner, Some(partner), None) => partner.clone(),
+            (Dimension::Startup, None, Some(startup)) => startup.clone(),
+            _ => {
+                return Err(Error::format(format!(
+                    "posting to {} has the wrong partner/startup dimension",
+                    p.account
+                )))
+            }
+        };
+        Ok(AccountKey { account, dimension })
+    }
+}
+
+/// An enrolled key.
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    pub key_id: KeyId,
+    pub name: String,
+    pub public_key: VerifyingKey,
+    pub role: String,
+    pub partner: Option<String>,
+    pub enrolled_seq: u64,
+    pub revoked_seq: Option<u64>,
+}
+
+impl KeyRecord {
+    /// Whether the key may sign entry `seq`: enrolled before it and not
+    /// revoked before it.
+    pub fn active_at(&self, seq: u64) -> bool {
+        self.enrolled_seq < seq && self.revoked_seq.is_none_or(|r| seq <= r)
+    }
+}
+
+/// One partner's part of a call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallShare {
+    pub called: Decimal,
+    pub paid: Decimal,
+}
+
+/// A capital call and what has been paid on it.
+#[derive(Debug, Clone)]
+pub struct CallState {
+    pub number: u64,
+    pub seq: u64,
+    pub purpose: String,
+    pub date: String,
+    pub due_date: String,
+    pub reversed: bool,
+    pub shares: BTreeMap<String, CallShare>,
+}
+
+/// A fund and its books.
+#[derive(Debug, Clone)]
+pub struct FundState {
+    pub def: FundCreate,
+    pub currency: Currency,
+    pub created_seq: u64,
+    pub balances: BTreeMap<AccountKey, Decimal>,
+    pub calls: Vec<CallState>,
+}
+
+impl FundState {
+    pub fn balance(&self, account: Account, dimension: &str) -> Decimal {
+        self.balances
+            .get(&AccountKey::new(account, dimension))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    pub fn cash(&self) -> Decimal {
+        self.balance(Account::Cash, "")
+    }
+
+    /// Partners with a commitment record in this fund.
+    pub fn partners(&self) -> BTreeSet<String> {
+        self.balances
+            .keys()
+            .filter(|k| k.account == Account::Commitment)
+            .map(|k| k.dimension.clone())
+            .collect()
+    }
+
+    /// Net committed amount (a credit balance, shown positive).
+    pub fn committed(&self, partner: &str) -> Decimal {
+        -self.balance(Account::Commitment, partner)
+    }
+
+    pub fn unfunded(&self, partner: &str) -> Decimal {
+        self.balance(Account::Unfunded, partner)
+    }
+
+    pub fn called(&self, partner: &str) -> Decimal {
+        self.balance(Account::Called, partner)
+    }
+
+    pub fn outstanding(&self, partner: &str) -> Decimal {
+        self.balance(Account::CallReceivable, partner)
+    }
+
+    pub fn paid_in(&self, partner: &str) -> Decimal {
+        self.called(partner) - self.outstanding(partner)
+    }
+
+    /// Cost of a holding still on the books.
+    pub fn cost(&self, startup: &str) -> Decimal {
+        self.balance(Account::Investments, startup)
+    }
+
+    fn call(&self, number: u64) -> Option<&CallState> {
+        number
+            .checked_sub(1)
+            .and_then(|i| self.calls.get(i as usize))
+    }
+}
+
+/// Registry changes an entry makes besides its postings.
+#[derive(Debug, Clone)]
+enum Effect {
+    None,
+    Genesis(KeyRecord),
+    Enroll(KeyRecord),
+    Revoke(KeyId),
+    Fund(Box<FundState>),
+    Partner(PartnerAdd),
+    Startup(StartupAdd),
+    Call(CallState),
+    Contribution { call: u64, partner: String, amount: Decimal },
+    Reversal { original: u64, undo: Box<Effect> },
+}
+
+/// What [`State::prepare`] found: the postings the entry books and the
+/// registry changes [`State::apply`] will make.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub postings: Vec<Posting>,
+    pub fund: Option<String>,
+    effect: Effect,
+}
+
+/// Looks up an earlier entry's kind and body (for reversals).
+pub type Lookup<'a> = dyn Fn(u64) -> Result<Option<(String, Body)>> + 'a;
+
+/// The ledger's state after some prefix of the chain.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    /// Sequence number of the last applied entry (None before genesis).
+    pub last_seq: Option<u64>,
+    pub origin: Option<String>,
+    pub keys: BTreeMap<KeyId, KeyRecord>,
+    pub funds: BTreeMap<String, FundState>,
+    pub partners: BTreeMap<String, PartnerAdd>,
+    pub startups: BTreeMap<String, StartupAdd>,
+    pub reversed: HashSet<u64>,
+}
+
+/// Longest free text (names, notes, memos, reasons), in characters.
+pub const TEXT_LEN_MAX: usize = 500;
+
+fn check_id(what: &str, id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && (id.as_bytes()[0].is_ascii_lowercase() || id.as_bytes()[0].is_ascii_digit())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::rule(format!(
+            "{what} id {id:?} must be 1 to 64 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
+        )))
+    }
+}
+
+fn check_text(what: &str, text: &str) -> Result<()> {
+    if text.trim().is_empty() || text.chars().count() > TEXT_LEN_MAX {
+        return Err(Error::rule(format!(
+            "{what} must be 1 to {TEXT_LEN_MAX} characters"
+        )));
+    }
+    if text.chars().any(|c| c.is_control()) {
+        return Err(Error::rule(format!("{what} contains control characters")));
+    }
+    Ok(())
+}
+
+fn check_memo(memo: &Option<String>) -> Result<()> {
+    match memo {
+        Some(m) => check_text("memo", m),
+        None => Ok(()),
+    }
+}
+
+/// Parse an ISO 8601 calendar date (YYYY-MM-DD), accepting only that spelling.
+pub fn parse_date(text: &str) -> Result<time::Date> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(text, &format)
+        .ok()
+        .filter(|d| (1900..=2200).contains(&d.year()))
+        .filter(|d| d.format(&format).ok().as_deref() == Some(text));
+    date.ok_or_else(|| {
+        Error::rule(format!(
+            "date {text:?} is not a calendar date in the form YYYY-MM-DD"
+        ))
+    })
+}
+
+fn check_country(code: &str) -> Result<()> {
+    if crate::country::is_alpha2(code) {
+        Ok(())
+    } else {
+        Err(Error::rule(format!(
+            "country {code:?} is not an ISO 3166-1 alpha-2 code (like AE, US, FR)"
+        )))
+    }
+}
+
+/// ISO 17442 LEI: 18 upper-case alphanumerics and two check digits (mod 97 = 1).
+pub fn check_lei(lei: &str) -> Result<()> {
+    let bad = || {
+        Error::rule(format!(
+            "LEI {lei:?} is not a valid ISO 17442 legal entity identifier"
+        ))
+    };
+    if lei.len() != 20
+        || !lei
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+    {
+        return Err(bad());
+    }
+    let mut rem: u32 = 0;
+    for b in lei.bytes() {
+        let v = if b.is_ascii_digit() {
+            (b - b'0') as u32
+        } else {
+            (b - b'A') as u32 + 10
+        };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
+    }
+    if rem == 1 {
+        Ok(())
+    } else {
+        Err(bad())
+    }
+}
+
+fn money_error(e: impl std::fmt::Display) -> Error {
+    Error::rule(e.to_string())
+}
+
+fn posting(
+    account: Account,
+    dimension: &str,
+    side: Side,
+    amount: Decimal,
+    currency: Currency,
+) -> Posting {
+    let (partner, startup) = match account.dimension() {
+        Dimension::None => (None, None),
+        Dimension::Partner => (Some(dimension.to_string()), None),
+        Dimension::Startup => (None, Some(dimension.to_string())),
+    };
+    Posting {
+        account: account.as_str().to_string(),
+        partner,
+        startup,
+        side,
+        amount: money::format_amount(amount, currency),
+        currency: currency.code().to_string(),
+    }
+}
+
+/// Postings for `amount` split across partners into `account`, on `side`.
+fn split_postings(
+    out: &mut Vec<Posting>,
+    account: Account,
+    side: Side,
+    shares: &[(String, Decimal)],
+    currency: Currency,
+) {
+    for (partner, share) in shares {
+        if !share.is_zero() {
+            out.push(posting(account, partner, side, *share, currency));
+        }
+    }
+}
+
+/// Which roles may sign each kind (the built-in policy).
+pub fn roles_for_kind(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "genesis" | "key.enroll" | "key.revoke" => &["administrator"],
+        "attest" => &["administrator", "recorder", "auditor"],
+        _ => &["administrator", "recorder"],
+    }
+}
+
+impl State {
+    /// The origin of the ledger (from genesis).
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
+    pub fn fund(&self, id: &str) -> Result<&FundState> {
+        self.funds.get(id).ok_or_else(|| {
+            Error::rule(format!("unknown fund {id:?}"))
+                .with_hint("create it with `fundledger fund create` or check the id")
+        })
+    }
+
+    fn known_partner(&self, id: &str) -> Result<&PartnerAdd> {
+        self.partners.get(id).ok_or_else(|| {
+            Error::rule(format!("unknown partner {id:?}"))
+                .with_hint("add it with `fundledger partner add` or check the id")
+        })
+    }
+
+    fn known_startup(&self, id: &str) -> Result<&StartupAdd> {
+        self.startups.get(id).ok_or_else(|| {
+            Error::rule(format!("unknown startup {id:?}"))
+                .with_hint("add it with `fundledger startup add` or check the id")
+        })
+    }
+
+    /// Parse an event amount: canonical, in the fund's currency.
+    fn amount(&self, fund: &FundState, amount: &str, currency: &str) -> Result<Decimal> {
+        if currency != fund.currency.code() {
+            return Err(Error::rule(format!(
+                "currency {currency} is not the currency of fund {} ({})",
+                fund.def.fund,
+                fund.currency.code()
+            )));
+        }
+        money::parse_canonical_amount(amount, fund.currency).map_err(money_error)
+    }
+
+    fn positive(&self, fund: &FundState, amount: &str, currency: &str) -> Result<Decimal> {
+        let value = self.amount(fund, amount, currency)?;
+        if value <= Decimal::ZERO {
+            return Err(Error::rule(format!("amount must be above zero, found {amount}")));
+        }
+        Ok(value)
+    }
+
+    /// Partners' current commitments in a fund, as split weights.
+    fn commitment_weights(&self, fund: &FundState) -> Vec<(String, Decimal)> {
+        fund.partners()
+            .into_iter()
+            .map(|p| {
+                let c = fund.committed(&p);
+                (p, c)
+            })
+            .collect()
+    }
+
+    fn paid_in_weights(&self, fund: &FundState) -> Vec<(String, Decimal)> {
+        fund.partners()
+            .into_iter()
+            .map(|p| {
+                let c = fund.paid_in(&p);
+                (p, c)
+            })
+            .collect()
+    }
+
+    fn split(
+        &self,
+        fund: &FundState,
+        total: Decimal,
+        weights: &[(String, Decimal)],
+        basis: &str,
+    ) -> Result<Vec<(String, Decimal)>> {
+        if weights.iter().all(|(_, w)| w.is_zero()) {
+            return Err(Error::rule(format!(
+                "fund {} has no {basis} to split {} over",
+                fund.def.fund,
+                money::format_amount(total, fund.currency)
+            )));
+        }
+        split_pro_rata(total, fund.currency, weights).map_err(money_error)
+    }
+
+    fn needs_cash(&self, fund: &FundState, amount: Decimal, what: &str) -> Result<()> {
+        let cash = fund.cash();
+        if amount > cash {
+            return Err(Error::rule(format!(
+                "{what} of {} exceeds the fund's cash of {} {}",
+                money::format_amount(amount, fund.currency),
+                money::format_amount(cash, fund.currency),
+                fund.currency.code()
+            ))
+            .with_hint("record contributions first, or a smaller amount"));
+        }
+        Ok(())
+    }
+
+    /// Check that `signers` may sign an entry of `kind` at `seq`, and return
+    /// their public keys in the same order.
+    pub fn authorize(&self, seq: u64, event: &Event, signers: &[KeyId]) -> Result<Vec<VerifyingKey>> {
+        if let Event::Genesis(g) = event {
+            let key = decode_public_key(&g.key.public_key)?;
+            if signers != [key_id(&key)] {
+                return Err(Error::rule(
+                    "the genesis entry must be signed by exactly the key it enrolls",
+                ));
+            }
+            return Ok(vec![key]);
+        }
+        let allowed = roles_for_kind(event.kind());
+        let mut keys = Vec::with_capacity(signers.len());
+        for id in signers {
+            let record = self.keys.get(id).ok_or_else(|| {
+                Error::rule(format!("signing key {} is not enrolled in this ledger", hex::encode(id)))
+                    .with_hint("enroll the key with `fundledger key enroll` or use an enrolled key")
+            })?;
+            if !record.active_at(seq) {
+                return Err(Error::rule(format!(
+                    "signing key {} ({}) was revoked at entry {}",
+                    record.name,
+                    hex::encode(&id[..8]),
+                    record.revoked_seq.unwrap_or_default()
+                )));
+            }
+            if !allowed.contains(&record.role.as_str()) {
+                return Err(Error::rule(format!(
+                    "key {} has role {}, but {} entries need one of: {}",
+                    record.name,
+                    record.role,
+                    event.kind(),
+                    allowed.join(", ")
+                )));
+            }
+            keys.push(record.public_key);
+        }
+        Ok(keys)
+    }
+
+    /// Check `event` as entry `seq` and compute what it books.
+    pub fn prepare(&self, seq: u64, event: &Event, lookup: &Lookup<'_>) -> Result<Prepared> {
+        let expected_seq = self.last_seq.map_or(0, |s| s + 1);
+        if seq != expected_seq {
+            return Err(Error::rule(format!(
+                "entry has sequence number {seq}, expected {expected_seq}"
+            )));
+        }
+        if seq == 0 && !matches!(event, Event::Genesis(_)) {
+            return Err(Error::rule("the first entry must be the genesis entry"));
+        }
+        if let Some(date) = event.date() {
+            parse_date(date)?;
+        }
+        let mut postings = Vec::new();
+        let mut fund_id = event.fund().map(str::to_string);
+        let effect = match event {
+            Event::Genesis(g) => {
+                if seq != 0 {
+                    return Err(Error::rule("only entry 0 can be a genesis entry"));
+                }
+                if g.key.role != "administrator" || g.key.partner.is_some() {
+                    return Err(Error::rule("the genesis key must be an administrator"));
+                }
+                Effect::Genesis(self.key_record(seq, &g.key)?)
+            }
+            Event::KeyEnroll(k) => Effect::Enroll(self.key_record(seq, k)?),
+            Event::KeyRevoke(r) => {
+                check_text("reason", &r.reason)?;
+                let id = decode_key_id(&r.key_id)?;
+                let record = self.keys.get(&id).ok_or_else(|| {
+                    Error::rule(format!("key {} is not enrolled", r.key_id))
+                })?;
+                if record.revoked_seq.is_some() {
+                    return Err(Error::rule(format!("key {} is already revoked", record.name)));
+                }
+                if record.role == "administrator" {
+                    let admins = self
+                        .keys
+                        .values()
+                        .filter(|k| k.role == "administrator" && k.revoked_seq.is_none())
+                        .count();
+                    if admins <= 1 {
+                        return Err(Error::rule(
+                            "cannot revoke the last active administrator key",
+                        )
+                        .with_hint("enroll another administrator first"));
+                    }
+                }
+                Effect::Revoke(id)
+            }
+            Event::Attest(a) => {
+                check_text("file name", &a.file_name)?;
+                check_text("note", &a.note)?;
+                if a.sha256.len() != 64
+                    || !a.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                {
+                    return Err(Error::rule("sha256 must be 64 lower-case hex digits"));
+                }
+                Effect::None
+            }
+            Event::FundCreate(f) => {
+                check_id("fund", &f.fund)?;
+                if self.funds.contains_key(&f.fund) {
+                    return Err(Error::rule(format!("fund {} already exists", f.fund)));
+                }
+                check_text("fund name", &f.name)?;
+                let currency = Currency::from_code(&f.currency).map_err(money_error)?;
+                check_text("jurisdiction", &f.jurisdiction)?;
+                if !(1900..=2200).contains(&f.vintage) {
+                    return Err(Error::rule(format!("vintage {} is not a plausible year", f.vintage)));
+                }
+                let rate: Decimal = f.management_fee_rate.parse().map_err(|_| {
+                    Error::rule(format!("management fee rate {:?} is not a decimal", f.management_fee_rate))
+                })?;
+                if rate.normalize().to_string() != f.management_fee_rate
+                    || rate < Decimal::ZERO
+                    || rate >= Decimal::ONE
+                {
+                    return Err(Error::rule(format!(
+                        "management fee rate {:?} must be a fraction like 0.02 (at least 0, below 1, no trailing zeros)",
+                        f.management_fee_rate
+                    )));
+                }
+                if !["committed", "paid_in", "invested"].contains(&f.management_fee_basis.as_str()) {
+                    return Err(Error::rule(format!(
+                        "management fee basis {:?} must be committed, paid_in or invested",
+                        f.management_fee_basis
+                    )));
+                }
+                Effect::Fund(Box::new(FundState {
+                    def: f.clone(),
+                    currency,
+                    created_seq: seq,
+                    balances: BTreeMap::new(),
+                    calls: Vec::new(),
+                }))
+            }
+            Event::PartnerAdd(p) => {
+                check_id("partner", &p.partner)?;
+                if self.partners.contains_key(&p.partner) {
+                    return Err(Error::rule(format!("partner {} already exists", p.partner)));
+                }
+                check_text("legal name", &p.legal_name)?;
+                if !PARTNER_TYPES.contains(&p.partner_type.as_str()) {
+                    return Err(Error::rule(format!(
+                        "partner type {:?} must be one of: {}",
+                        p.partner_type,
+                        PARTNER_TYPES.join(", ")
+                    )));
+                }
+                check_country(&p.country)?;
+                if let Some(lei) = &p.lei {
+                    check_lei(lei)?;
+                }
+                Effect::Partner(p.clone())
+            }
+            Event::StartupAdd(s) => {
+                check_id("startup", &s.startup)?;
+                if self.startups.contains_key(&s.startup) {
+                    return Err(Error::rule(format!("startup {} already exists", s.startup)));
+                }
+                check_text("startup name", &s.name)?;
+                check_country(&s.country)?;
+                check_text("sector", &s.sector)?;
+                Effect::Startup(s.clone())
+            }
+            Event::Commitment(c) => {
+                let fund = self.fund(&c.fund)?;
+                self.known_partner(&c.partner)?;
+                check_memo(&c.memo)?;
+                let amount = self.positive(fund, &c.amount, &c.currency)?;
+                let cur = fund.currency;
+                postings.push(posting(Account::Unfunded, &c.partner, Side::Debit, amount, cur));
+                postings.push(posting(Account::Commitment, &c.partner, Side::Credit, amount, cur));
+                Effect::None
+            }
+            Event::CommitmentReduce(c) => {
+                let fund = self.fund(&c.fund)?;
+                self.known_partner(&c.partner)?;
+                check_memo(&c.memo)?;
+                let amount = self.positive(fund, &c.amount, &c.currency)?;
+                let unfunded = fund.unfunded(&c.partner);
+                if amount > unfunded {
+                    return Err(Error::rule(format!(
+                        "reduction of {} exceeds partner {}'s unfunded commitment of {}",
+                        c.amount,
+                        c.partner,
+                        money::format_amount(unfunded, fund.currency)
+                    )));
+                }
+                let cur = fund.currency;
+                postings.push(posting(Account::Commitment, &c.partner, Side::Debit, amount, cur));
+                postings.push(posting(Account::Unfunded, &c.partner, Side::Credit, amount, cur));
+                Effect::None
+            }
+            Event::Call(c) => {
+                let fund = self.fund(&c.fund)?;
+                check_memo(&c.memo)?;
+                let total = self.positive(fund, &c.amount, &c.currency)?;
+                if !CALL_PURPOSES.contains(&c.purpose.as_str()) {
+                    return Err(Error::rule(format!(
+                        "call purpose {:?} must be one of: {}",
+                        c.purpose,
+                        CALL_PURPOSES.join(", ")
+                    )));
+                }
+                if parse_date(&c.due_date)? < parse_date(&c.date)? {
+                    return Err(Error::rule(format!(
+                        "due date {} is before the notice date {}",
+                        c.due_date, c.date
+                    )));
+                }
+                let shares = self.split(fund, total, &self.commitment_weights(fund), "commitments")?;
+                for (partner, share) in &shares {
+                    let unfunded = fund.unfunded(partner);
+                    if *share > unfunded {
+                        return Err(Error::rule(format!(
+                            "call of {} {}: partner {partner}'s share {} exceeds its unfunded commitment of {}",
+                            c.amount,
+                            c.currency,
+                            money::format_amount(*share, fund.currency),
+                            money::format_amount(unfunded, fund.currency)
+                        )));
+                    }
+                }
+                let cur = fund.currency;
+                split_postings(&mut postings, Account::CallReceivable, Side::Debit, &shares, cur);
+                split_postings(&mut postings, Account::Capital, Side::Credit, &shares, cur);
+                split_postings(&mut postings, Account::Called, Side::Debit, &shares, cur);
+                split_postings(&mut postings, Account::Unfunded, Side::Credit, &shares, cur);
+                Effect::Call(CallState {
+                    number: fund.calls.len() as u64 + 1,
+                    seq,
+                    purpose: c.purpose.clone(),
+                    date: c.date.clone(),
+                    due_date: c.due_date.clone(),
+                    reversed: false,
+                    shares: shares
+                        .into_iter()
+                        .filter(|(_, s)| !s.is_zero())
+                        .map(|(p, s)| (p, CallShare { called: s, paid: Decimal::ZERO }))
+                        .collect(),
+                })
+            }
+            Event::Contribution(c) => {
+                let fund = self.fund(&c.fund)?;
+                self.known_partner(&c.partner)?;
+                check_memo(&c.memo)?;
+                let amount = self.positive(fund, &c.amount, &c.currency)?;
+                let call = fund.call(c.call).ok_or_else(|| {
+                    Error::rule(format!("fund {} has no call number {}", c.fund, c.call))
+                })?;
+                if call.reversed {
+                    return Err(Error::rule(format!("call {} was reversed", c.call)));
+                }
+                let share = call.shares.get(&c.partner).ok_or_else(|| {
+                    Error::rule(format!("partner {} has no share in call {}", c.partner, c.call))
+                })?;
+                let outstanding = share.called - share.paid;
+                if amount > outstanding {
+                    return Err(Error::rule(format!(
+                        "contribution of {} exceeds the {} outstanding from partner {} on call {}",
+                        c.amount,
+                        money::format_amount(outstanding, fund.currency),
+                        c.partner,
+                        c.call
+                    )));
+                }
+                if parse_date(&c.date)? < parse_date(&call.date)? {
+                    return Err(Error::rule(format!(
+                        "contribution date {} is before call {}'s notice date {}",
+                        c.date, c.call, call.date
+                    )));
+                }
+                let cur = fund.currency;
+                postings.push(posting(Account::Cash, "", Side::Debit, amount, cur));
+                postings.push(posting(Account::CallReceivable, &c.partner, Side::Credit, amount, cur));
+                Effect::Contribution {
+                    call: c.call,
+                    partner: c.partner.clone(),
+                    amount,
+                }
+            }
+            Event::Investment(i) => {
+                let fund = self.fund(&i.fund)?;
+                self.known_startup(&i.startup)?;
+                check_memo(&i.memo)?;
+                let amount = self.positive(fund, &i.amount, &i.currency)?;
+                self.needs_cash(fund, amount, "investment")?;
+                let cur = fund.currency;
+                postings.push(posting(Account::Investments, &i.startup, Side::Debit, amount, cur));
+                postings.push(posting(Account::Cash, "", Side::Credit, amount, cur));
+                Effect::None
+            }
+            Event::Valuation(v) => {
+                let fund = self.fund(&v.fund)?;
+                self.known_startup(&v.startup)?;
+                check_memo(&v.memo)?;
+                let value = self.amount(fund, &v.fair_value, &v.currency)?;
+                let cost = fund.cost(&v.startup);
+                if cost <= Decimal::ZERO {
+                    return Err(Error::rule(format!(
+                        "fund {} holds no investment in {}",
+                        v.fund, v.startup
+                    )));
+                }
+                let carrying = cost + fund.balance(Account::FairValueAdjustment, &v.startup);
+                let delta = value - carrying;
+                let cur = fund.currency;
+                if !delta.is_zero() {
+                    let side = if delta > Decimal::ZERO { Side::Debit } else { Side::Credit };
+                    let shares = self.split(fund, delta.abs(), &self.paid_in_weights(fund), "paid-in capital")?;
+                    postings.push(posting(Account::FairValueAdjustment, &v.startup, side, delta.abs(), cur));
+                    split_postings(&mut postings, Account::UnrealizedGain, side.opposite(), &shares, cur);
+                }
+                Effect::None
+            }
+            Event::Realization(r) => {
+                let fund = self.fund(&r.fund)?;
+                self.known_startup(&r.startup)?;
+                check_memo(&r.memo)?;
+                let proceeds = self.amount(fund, &r.proceeds, &r.currency)?;
+                let released = self.positive(fund, &r.cost_released, &r.currency)?;
+                let cost = fund.cost(&r.startup);
+                if released > cost {
+                    return Err(Error::rule(format!(
+                        "cost released {} exceeds the cost of {} held in {}",
+                        r.cost_released,
+                        money::format_amount(cost, fund.currency),
+                        r.startup
+                    )));
+                }
+                let fva = fund.balance(Account::FairValueAdjustment, &r.startup);
+                let fva_released = if released == cost {
+                    fva
+                } else {
+                    (fva * released / cost).round_dp_with_strategy(
+                        fund.currency.minor_units(),
+                        RoundingStrategy::MidpointNearestEven,
+                    )
+                };
+                let cur = fund.currency;
+                let weights = self.paid_in_weights(fund);
+                if proceeds > Decimal::ZERO {
+                    postings.push(posting(Account::Cash, "", Side::Debit, proceeds, cur));
+                }
+                postings.push(posting(Account::Investments, &r.startup, Side::Credit, released, cur));
+                if !fva_released.is_zero() {
+                    // Release the unrealized gain (or loss) on the part sold.
+                    let side = if fva_released > Decimal::ZERO { Side::Credit } else { Side::Debit };
+                    let shares = self.split(fund, fva_released.abs(), &weights, "paid-in capital")?;
+                    postings.push(posting(Account::FairValueAdjustment, &r.startup, side, fva_released.abs(), cur));
+                    split_postings(&mut postings, Account::UnrealizedGain, side.opposite(), &shares, cur);
+                }
+                let gain = proceeds - released;
+                if !gain.is_zero() {
+                    let side = if gain > Decimal::ZERO { Side::Credit } else { Side::Debit };
+                    let shares = self.split(fund, gain.abs(), &weights, "paid-in capital")?;
+                    split_postings(&mut postings, Account::RealizedGain, side, &shares, cur);
+                }
+                Effect::None
+            }
+            Event::Distribution(d) => {
+                let fund = self.fund(&d.fund)?;
+                check_memo(&d.memo)?;
+                let total = self.positive(fund, &d.amount, &d.currency)?;
+                self.needs_cash(fund, total, "distribution")?;
+                let shares = self.split(fund, total, &self.paid_in_weights(fund), "paid-in capital")?;
+                let cur = fund.currency;
+                split_postings(&mut postings, Account::Distributions, Side::Debit, &shares, cur);
+                postings.push(posting(Account::Cash, "", Side::Credit, total, cur));
+                Effect::None
+            }
+            Event::Fee(d) | Event::Expense(d) => {
+                let fund = self.fund(&d.fund)?;
+                check_memo(&d.memo)?;
+                let total = self.positive(fund, &d.amount, &d.currency)?;
+                let (account, what) = match event {
+                    Event::Fee(_) => (Account::ManagementFees, "management fee"),
+                    _ => (Account::FundExpenses, "expense"),
+                };
+                self.needs_cash(fund, total, what)?;
+                let shares = self.split(fund, total, &self.commitment_weights(fund), "commitments")?;
+                let cur = fund.currency;
+                split_postings(&mut postings, account, Side::Debit, &shares, cur);
+                postings.push(posting(Account::Cash, "", Side::Credit, total, cur));
+                Effect::None
+            }
+            Event::Reversal(r) => {
+                check_text("reason", &r.reason)?;
+                let (kind, original) = match lookup(r.seq)? {
+                    Some(found) if r.seq < seq => found,
+                    _ => return Err(Error::rule(format!("cannot reverse entry {}: no such entry", r.seq))),
+                };
+                if self.reversed.contains(&r.seq) {
+                    return Err(Error::rule(format!("entry {} is already reversed", r.seq)));
+                }
+                let undo = match &original.event {
+                    Event::Commitment(_)
+                    | Event::CommitmentReduce(_)
+                    | Event::Investment(_)
+                    | Event::Valuation(_)
+                    | Event::Realization(_)
+                    | Event::Distribution(_)
+                    | Event::Fee(_)
+                    | Event::Expense(_) => Effect::None,
+                    Event::Call(c) => {
+                        let fund = self.fund(&c.fund)?;
+                        let call = fund.calls.iter().find(|k| k.seq == r.seq).ok_or_else(|| {
+                            Error::rule(format!("entry {} is not a known call", r.seq))
+                        })?;
+                        if call.shares.values().any(|s| !s.paid.is_zero()) {
+                            return Err(Error::rule(format!(
+                                "call {} has contributions; reverse them first",
+                                call.number
+                            )));
+                        }
+                        Effect::Call(call.clone())
+                    }
+                    Event::Contribution(c) => Effect::Contribution {
+                        call: c.call,
+                        partner: c.partner.clone(),
+                        amount: money::parse_amount(&c.amount, self.fund(&c.fund)?.currency)
+                            .map_err(money_error)?,
+                    },
+                    _ => {
+                        return Err(Error::rule(format!(
+                            "entry {} is a {kind} entry, which cannot be reversed",
+                            r.seq
+                        )))
+                    }
+                };
+                fund_id = original.event.fund().map(str::to_string);
+                for p in &original.postings {
+                    let mut p = p.clone();
+                    p.side = p.side.opposite();
+                    postings.push(p);
+                }
+                Effect::Reversal {
+                    original: r.seq,
+                    undo: Box::new(undo),
+                }
+            }
+        };
+        let prepared = Prepared {
+            postings,
+            fund: fund_id,
+            effect,
+        };
+        self.check_postings(&prepared)?;
+        Ok(prepared)
+    }
+
+    fn key_record(&self, seq: u64, k: &KeyEnroll) -> Result<KeyRecord> {
+        check_text("key name", &k.name)?;
+        if !ROLES.contains(&k.role.as_str()) {
+            return Err(Error::rule(format!(
+                "role {:?} must be one of: {}",
+                k.role,
+                ROLES.join(", ")
+            )));
+        }
+        match (&k.partner, k.role.as_str()) {
+            (Some(p), "partner") => {
+                self.known_partner(p)?;
+            }
+            (None, "partner") => return Err(Error::rule("a partner key must name its partner")),
+            (Some(_), _) => return Err(Error::rule("only a partner key names a partner")),
+            (None, _) => {}
+        }
+        let public_key = decode_public_key(&k.public_key)?;
+        let id = key_id(&public_key);
+        if self.keys.contains_key(&id) {
+            return Err(Error::rule(format!(
+                "key {} is already enrolled (a key is enrolled once; a revoked key stays revoked)",
+                hex::encode(&id[..8])
+            )));
+        }
+        Ok(KeyRecord {
+            key_id: id,
+            name: k.name.clone(),
+            public_key,
+            role: k.role.clone(),
+            partner: k.partner.clone(),
+            enrolled_seq: seq,
+            revoked_seq: None,
+        })
+    }
+
+    /// Every entry balances, and no balance the rules bound crosses zero.
+    fn check_postings(&self, prepared: &Prepared) -> Result<()> {
+        if prepared.postings.is_empty() {
+            return Ok(());
+        }
+        let fund_id = prepared
+            .fund
+            .as_deref()
+            .ok_or_else(|| Error::rule("postings outside a fund"))?;
+        let fund = match &prepared.effect {
+            Effect::Fund(f) => f.as_ref(),
+            _ => self.fund(fund_id)?,
+        };
+        let mut delta: BTreeMap<AccountKey, Decimal> = BTreeMap::new();
+        let mut net = Decimal::ZERO;
+        for p in &prepared.postings {
+            let key = AccountKey::of_posting(p)?;
+            if p.currency != fund.currency.code() {
+                return Err(Error::rule(format!(
+                    "posting currency {} is not the fund's {}",
+                    p.currency,
+                    fund.currency.code()
+                )));
+            }
+            let amount = money::parse_canonical_amount(&p.amount, fund.currency).map_err(money_error)?;
+            if amount <= Decimal::ZERO {
+                return Err(Error::rule("a posting amount must be above zero"));
+            }
+            let signed = match p.side {
+                Side::Debit => amount,
+                Side::Credit => -amount,
+            };
+            net += signed;
+            *delta.entry(key).or_default() += signed;
+        }
+        if !net.is_zero() {
+            return Err(Error::rule(format!(
+                "postings do not balance: debits minus credits is {net}"
+            )));
+        }
+        for (key, change) in delta {
+            let after = fund.balances.get(&key).copied().unwrap_or_default() + change;
+            // Debit-normal bounded accounts stay >= 0; credit-normal <= 0.
+            let broken = match key.account {
+                Account::Cash
+                | Account::CallReceivable
+                | Account::Investments
+                | Account::Unfunded
+                | Account::Called
+                | Account::Distributions => after < Decimal::ZERO,
+                Account::Commitment => after > Decimal::ZERO,
+                _ => false,
+            };
+            if broken {
+                return Err(Error::rule(format!(
+                    "balance of {} in fund {} would become {}",
+                    key.display(),
+                    fund.def.fund,
+                    money::format_amount(after, fund.currency)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Advance the state past entry `seq`.
+    pub fn apply(&mut self, seq: u64, event: &Event, prepared: Prepared) {
+        self.last_seq = Some(seq);
+        if let Some(fund_id) = &prepared.fund {
+            if let Some(fund) = self.funds.get_mut(fund_id) {
+                for p in &prepared.postings {
+                    if let (Ok(key), Ok(amount)) = (
+                        AccountKey::of_posting(p),
+                        money::parse_canonical_amount(&p.amount, fund.currency),
+                    ) {
+                        let signed = match p.side {
+                            Side::Debit => amount,
+                            Side::Credit => -amount,
+                        };
+                        *fund.balances.entry(key).or_default() += signed;
+                    }
+                }
+            }
+        }
+        self.apply_effect(seq, event, prepared.fund.as_deref(), prepared.effect, false);
+    }
+
+    fn apply_effect(&mut self, seq: u64, event: &Event, fund_id: Option<&str>, effect: Effect, undo: bool) {
+        match effect {
+            Effect::None => {}
+            Effect::Genesis(k) | Effect::Enroll(k) => {
+                self.keys.insert(k.key_id, k);
+            }
+            Effect::Revoke(id) => {
+                if let Some(k) = self.keys.get_mut(&id) {
+                    k.revoked_seq = Some(seq);
+                }
+            }
+            Effect::Fund(f) => {
+                self.funds.insert(f.def.fund.clone(), *f);
+            }
+            Effect::Partner(p) => {
+                self.partners.insert(p.partner.clone(), p);
+            }
+            Effect::Startup(s) => {
+                self.startups.insert(s.startup.clone(), s);
+            }
+            Effect::Call(call) => {
+                if let Some(fund) = fund_id.and_then(|f| self.funds.get_mut(f)) {
+                    if undo {
+                        if let Some(c) = fund.calls.iter_mut().find(|c| c.seq == call.seq) {
+                            c.reversed = true;
+                        }
+                    } else {
+                        fund.calls.push(call);
+                    }
+                }
+            }
+            Effect::Contribution { call, partner, amount } => {
+                if let Some(fund) = fund_id.and_then(|f| self.funds.get_mut(f)) {
+                    if let Some(share) = call
+                        .checked_sub(1)
+                        .and_then(|i| fund.calls.get_mut(i as usize))
+                        .and_then(|c| c.shares.get_mut(&partner))
+                    {
+                        if undo {
+                            share.paid -= amount;
+                        } else {
+                            share.paid += amount;
+                        }
+                    }
+                }
+            }
+            Effect::Reversal { original, undo: inner } => {
+                self.reversed.insert(original);
+                self.apply_effect(seq, event, fund_id, *inner, true);
+            }
+        }
+    }
+}
+
+/// Decode a base64 raw Ed25519 public key and refuse weak keys.
+pub fn decode_public_key(text: &str) -> Result<VerifyingKey> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| Error::rule("public key is not standard base64"))?;
+    let raw: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| Error::rule("public key is not 32 bytes"))?;
+    if base64::engine::general_purpose::STANDARD.encode(raw) != text {
+        return Err(Error::rule("public key is not in canonical base64"));
+    }
+    let key = VerifyingKey::from_bytes(&raw).map_err(|_| Error::rule("public key is not a valid Ed25519 point"))?;
+    crate::keys::check_public_key(&key).map_err(|e| Error::rule(e.message().to_string()))?;
+    Ok(key)
+}
+
+/// Decode a hex key id.
+pub fn decode_key_id(text: &str) -> Result<KeyId> {
+    let bytes = hex::decode(text).map_err(|_| Error::rule(format!("key id {text:?} is not hex")))?;
+    bytes
+        .try_into()
+        .map_err(|_| Error::rule(format!("key id {text:?} is not 32 bytes of hex")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lei_checksum() {
+        // GLEIF's own LEI.
+        assert!(check_lei("506700GE1G29325QX363").is_ok());
+        assert!(check_lei("506700GE1G29325QX364").is_err());
+        assert!(check_lei("506700ge1g29325qx363").is_err());
+    }
+
+    #[test]
+    fn dates_are_strict() {
+        assert!(parse_date("2024-02-29").is_ok());
+        for bad in ["2023-02-29", "2024-2-01", "24-02-01", "2024-02-01T00:00", "+2024-02-01", ""] {
+            assert!(parse_date(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn key_activity_window() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]).verifying_key();
+        let mut k = KeyRecord {
+            key_id: key_id(&key),
+            name: "k".into(),
+            public_key: key,
+            role: "recorder".into(),
+            partner: None,
+            enrolled_seq: 5,
+            revoked_seq: None,
+        };
+        assert!(!k.active_at(5));
+        assert!(k.active_at(6));
+        k.revoked_seq = Some(9);
+        assert!(k.active_at(9), "the revoking entry itself may still be signed by it");
+        assert!(!k.active_at(10));
+    }
+}

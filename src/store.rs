@@ -1,0 +1,547 @@
+//! The SQLite store: the only module that touches SQLite.
+//!
+//! It owns the connection, the pragmas, the numbered migrations in
+//! schema/migrations (embedded at build time and tracked in
+//! `PRAGMA user_version` and the `fundledger_migrations` table), and the
+//! rows of the `entries` table. It knows nothing of entry formats: it stores
+//! the columns it is given and hands back the columns it finds, for the
+//! ledger and verify modules to check. Every statement is parameterized.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// `PRAGMA application_id` of every fundledger ledger: "FLDG".
+pub const APPLICATION_ID: i32 = 0x464C_4447;
+
+/// How long a writer waits for another process's append to finish.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The shipped migrations, in order. Migration N sets user_version to N.
+/// An applied migration is never edited: add a new one.
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_entries",
+    include_str!("../schema/migrations/0001_entries.sql"),
+)];
+
+/// The bookkeeping table for migrations, created before migration 1.
+const MIGRATIONS_TABLE: &str = "
+CREATE TABLE fundledger_migrations (
+    version INTEGER PRIMARY KEY,
+    name    TEXT NOT NULL,
+    sha256  TEXT NOT NULL
+) STRICT;
+CREATE TRIGGER fundledger_migrations_no_update BEFORE UPDATE ON fundledger_migrations
+BEGIN SELECT RAISE(ABORT, 'fundledger: migrations are never rewritten'); END;
+CREATE TRIGGER fundledger_migrations_no_delete BEFORE DELETE ON fundledger_migrations
+BEGIN SELECT RAISE(ABORT, 'fundledger: migrations are never rewritten'); END;
+";
+
+/// SHA-256 (hex) of a migration's SQL text.
+pub fn migration_checksum(sql: &str) -> String {
+    hex::encode(Sha256::digest(sql.as_bytes()))
+}
+
+/// One row of the `entries` table, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRow {
+    pub seq: i64,
+    pub entry_hash: Vec<u8>,
+    pub prev_hash: Vec<u8>,
+    pub recorded_at_unix_ms: i64,
+    pub kind: String,
+    pub idempotency_key: Option<String>,
+    pub record: Vec<u8>,
+}
+
+/// The last entry of the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    pub seq: u64,
+    pub entry_hash: [u8; 32],
+    pub recorded_at_unix_ms: i64,
+}
+
+/// An open ledger database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn not_a_ledger(path: &Path, why: impl std::fmt::Display) -> Error {
+    Error::new(
+        ErrorKind::NotALedger,
+        format!("{} is not a fundledger ledger ({why})", path.display()),
+    )
+    .with_hint("check --ledger PATH or FUNDLEDGER_LEDGER; create a ledger with `fundledger init`")
+}
+
+fn set_pragmas(conn: &Connection, read_only: bool) -> Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Chosen explicitly, never left to defaults: WAL so readers never block
+    // the writer, FULL so a committed append survives power loss, foreign
+    // keys on, and a schema that cannot call untrusted functions.
+    if !read_only {
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::new(
+                ErrorKind::Store,
+                format!("cannot switch the ledger to WAL mode (got {mode})"),
+            ));
+        }
+    }
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA trusted_schema = OFF;",
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// Create a new, empty ledger database at `path`. Refuses an existing file.
+    pub fn create(path: &Path) -> Result<Store> {
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    Error::input(format!("{} already exists", path.display()))
+                        .with_hint("a ledger is never overwritten; choose another --ledger path")
+                } else {
+                    Error::io(format!("cannot create {}", path.display()), e)
+                }
+            })?;
+        let result = (|| {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+            set_pragmas(&conn, false)?;
+            conn.execute_batch(MIGRATIONS_TABLE)?;
+            let mut store = Store {
+                conn,
+                path: path.to_path_buf(),
+            };
+            store.migrate()?;
+            Ok(store)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(path);
+        }
+        result
+    }
+
+    /// Open an existing ledger for reading and appending, applying any
+    /// migrations it lacks. Nothing is written to a file that is not a ledger.
+    pub fn open(path: &Path) -> Result<Store> {
+        Store::open_with(path, false)
+    }
+
+    /// Open an existing ledger read-only (verify, log, show, queries).
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        Store::open_with(path, true)
+    }
+
+    fn open_with(path: &Path, read_only: bool) -> Result<Store> {
+        match fs::metadata(path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Err(not_a_ledger(path, "it is not a file")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::input(format!("no ledger at {}", path.display()))
+                    .with_hint("pass --ledger PATH (or set FUNDLEDGER_LEDGER), or create one with `fundledger init`"));
+            }
+            Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), e)),
+        }
+        let flags = if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|e| not_a_ledger(path, e))?;
+        // Read before writing anything: a file that is not ours stays untouched.
+        let app_id: i32 = conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .map_err(|e| not_a_ledger(path, e))?;
+        if app_id != APPLICATION_ID {
+            return Err(not_a_ledger(
+                path,
+                format!("application_id is {app_id:#x}, expected {APPLICATION_ID:#x}"),
+            ));
+        }
+        set_pragmas(&conn, read_only)?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        if read_only {
+            store.check_migrations()?;
+        } else {
+            store.migrate()?;
+        }
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn user_version(&self) -> Result<usize> {
+        let v: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        Ok(v.max(0) as usize)
+    }
+
+    /// Check that every applied migration is one this build ships, unedited.
+    /// Returns how many are applied.
+    fn check_migrations(&self) -> Result<usize> {
+        let applied = self.user_version()?;
+        if applied > MIGRATIONS.len() {
+            return Err(Error::new(
+                ErrorKind::NotALedger,
+                format!(
+                    "{} has schema version {applied}, newer than this fundledger knows ({})",
+                    self.path.display(),
+                    MIGRATIONS.len()
+                ),
+            )
+            .with_hint("upgrade fundledger"));
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT version, name, sha256 FROM fundledger_migrations ORDER BY version")
+            .map_err(|e| not_a_ledger(&self.path, e))?;
+        let rows: Vec<(i64, String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for version in 1..=applied {
+            let (name, sql) = MIGRATIONS[version - 1];
+            match rows.iter().find(|r| r.0 == version as i64) {
+                None => {
+                    return Err(Error::new(
+                        ErrorKind::NotALedger,
+                        format!("applied migration {name} is missing from the ledger's migration history"),
+                    ))
+                }
+                Some((_, found_name, sum)) => {
+                    if found_name != name || *sum != migration_checksum(sql) {
+                        return Err(Error::new(
+                            ErrorKind::NotALedger,
+                            format!(
+                                "applied migration {version} ({found_name}) does not match the shipped {name}: it was edited"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        if rows.len() != applied {
+            return Err(Error::new(
+                ErrorKind::NotALedger,
+                format!(
+                    "migration history lists {} migrations but user_version is {applied}",
+                    rows.len()
+                ),
+            ));
+        }
+        Ok(applied)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let applied = self.check_migrations()?;
+        for (index, (name, sql)) in MIGRATIONS.iter().enumerate().skip(applied) {
+            let version = index + 1;
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Another process may have migrated while we waited for the lock.
+            let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if now as usize >= version {
+                continue;
+            }
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO fundledger_migrations (version, name, sha256) VALUES (?1, ?2, ?3)",
+                params![version as i64, name, migration_checksum(sql)],
+            )?;
+            tx.pragma_update(None, "user_version", version as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The last entry, if any.
+    pub fn head(&self) -> Result<Option<Head>> {
+        head(&self.conn)
+    }
+
+    /// Number of rows in `entries`.
+    pub fn count(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM entries", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    /// One row by sequence number.
+    pub fn get(&self, seq: u64) -> Result<Option<StoredRow>> {
+        get_row(&self.conn, seq)
+    }
+
+    /// The row that carries an idempotency key, if any.
+    pub fn find_idempotency_key(&self, key: &str) -> Result<Option<StoredRow>> {
+        find_idempotency_key(&self.conn, key)
+    }
+
+    /// Call `f` for each row with `seq >= from` in sequence order, at most
+    /// `limit` rows, streaming (bounded memory). `f` returns false to stop.
+    pub fn scan(
+        &self,
+        from: u64,
+        limit: Option<u64>,
+        f: impl FnMut(StoredRow) -> Result<bool>,
+    ) -> Result<()> {
+        scan(&self.conn, from, limit, f)
+    }
+
+    /// The lowest sequence number whose row carries `key`. Verify uses it to
+    /// check, entry by entry, that no idempotency key is used twice.
+    pub fn first_seq_with_idempotency_key(&self, key: &str) -> Result<Option<i64>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT min(seq) FROM entries WHERE idempotency_key = ?1")?;
+        Ok(stmt.query_row(params![key], |r| r.get(0))?)
+    }
+
+    /// Begin an append: an IMMEDIATE transaction, so that concurrent
+    /// writers (other processes too) queue up and the chain stays linear.
+    pub fn begin_append(&mut self) -> Result<AppendTx<'_>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Ok(AppendTx { tx })
+    }
+}
+
+/// An open append transaction. Dropping it without `commit` rolls back.
+pub struct AppendTx<'a> {
+    tx: rusqlite::Transaction<'a>,
+}
+
+impl AppendTx<'_> {
+    pub fn head(&self) -> Result<Option<Head>> {
+        head(&self.tx)
+    }
+
+    pub fn find_idempotency_key(&self, key: &str) -> Result<Option<StoredRow>> {
+        find_idempotency_key(&self.tx, key)
+    }
+
+    pub fn get(&self, seq: u64) -> Result<Option<StoredRow>> {
+        get_row(&self.tx, seq)
+    }
+
+    pub fn scan(
+        &self,
+        from: u64,
+        limit: Option<u64>,
+        f: impl FnMut(StoredRow) -> Result<bool>,
+    ) -> Result<()> {
+        scan(&self.tx, from, limit, f)
+    }
+
+    /// Insert one row. The caller has derived every column from `record`.
+    pub fn insert(&self, row: &StoredRow) -> Result<()> {
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO entries (seq, entry_hash, prev_hash, recorded_at_unix_ms, kind, idempotency_key, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        stmt.execute(params![
+            row.seq,
+            row.entry_hash,
+            row.prev_hash,
+            row.recorded_at_unix_ms,
+            row.kind,
+            row.idempotency_key,
+            row.record
+        ])?;
+        Ok(())
+    }
+
+    pub fn commit(self) -> Result<()> {
+        self.tx.commit()?;
+        Ok(())
+    }
+}
+
+const ROW_COLUMNS: &str =
+    "seq, entry_hash, prev_hash, recorded_at_unix_ms, kind, idempotency_key, record";
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRow> {
+    Ok(StoredRow {
+        seq: r.get(0)?,
+        entry_hash: r.get(1)?,
+        prev_hash: r.get(2)?,
+        recorded_at_unix_ms: r.get(3)?,
+        kind: r.get(4)?,
+        idempotency_key: r.get(5)?,
+        record: r.get(6)?,
+    })
+}
+
+fn head(conn: &Connection) -> Result<Option<Head>> {
+    let row = conn
+        .query_row(
+            "SELECT seq, entry_hash, recorded_at_unix_ms FROM entries ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?)),
+        )
+        .optional()?;
+    match row {
+        None => Ok(None),
+        Some((seq, hash, at)) => {
+            let entry_hash: [u8; 32] = hash.try_into().map_err(|_| {
+                Error::new(ErrorKind::Store, "the head entry's stored hash is not 32 bytes")
+            })?;
+            Ok(Some(Head {
+                seq: seq as u64,
+                entry_hash,
+                recorded_at_unix_ms: at,
+            }))
+        }
+    }
+}
+
+fn get_row(conn: &Connection, seq: u64) -> Result<Option<StoredRow>> {
+    let seq = i64::try_from(seq).map_err(|_| Error::input("sequence number too large"))?;
+    let mut stmt = conn.prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM entries WHERE seq = ?1"))?;
+    Ok(stmt.query_row(params![seq], read_row).optional()?)
+}
+
+fn find_idempotency_key(conn: &Connection, key: &str) -> Result<Option<StoredRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ROW_COLUMNS} FROM entries WHERE idempotency_key = ?1"
+    ))?;
+    Ok(stmt.query_row(params![key], read_row).optional()?)
+}
+
+fn scan(
+    conn: &Connection,
+    from: u64,
+    limit: Option<u64>,
+    mut f: impl FnMut(StoredRow) -> Result<bool>,
+) -> Result<()> {
+    let from = i64::try_from(from).unwrap_or(i64::MAX);
+    let limit = limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX)).unwrap_or(-1);
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ROW_COLUMNS} FROM entries WHERE seq >= ?1 ORDER BY seq LIMIT ?2"
+    ))?;
+    let mut rows = stmt.query(params![from, limit])?;
+    while let Some(row) = rows.next()? {
+        if !f(read_row(row)?)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Shipped migrations are never edited: pin their checksums.
+    #[test]
+    fn shipped_migration_checksums_are_pinned() {
+        let sums: Vec<String> = MIGRATIONS
+            .iter()
+            .map(|(_, sql)| migration_checksum(sql))
+            .collect();
+        assert_eq!(
+            sums,
+            vec!["PIN".to_string()],
+            "a shipped migration changed; add a new migration instead of editing one"
+        );
+    }
+
+    #[test]
+    fn create_refuses_existing_file_and_open_refuses_non_ledgers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        Store::create(&path).unwrap();
+        assert!(Store::create(&path).is_err());
+        assert!(Store::open(&path).is_ok());
+
+        let junk = dir.path().join("junk");
+        fs::write(&junk, b"not a database at all, just text").unwrap();
+        let before = fs::read(&junk).unwrap();
+        let err = Store::open(&junk).err().unwrap();
+        assert_eq!(err.kind(), ErrorKind::NotALedger);
+        assert_eq!(fs::read(&junk).unwrap(), before);
+
+        let other = dir.path().join("other.sqlite");
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE t(x)")
+            .unwrap();
+        assert_eq!(Store::open(&other).err().unwrap().kind(), ErrorKind::NotALedger);
+        assert!(Store::open(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn edited_or_missing_migration_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        drop(Store::create(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER fundledger_migrations_no_update;
+             UPDATE fundledger_migrations SET sha256 = 'x' WHERE version = 1;",
+        )
+        .unwrap();
+        drop(conn);
+        let err = Store::open(&path).err().unwrap();
+        assert!(err.message().contains("edited"), "{err}");
+
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER fundledger_migrations_no_delete; DELETE FROM fundledger_migrations;",
+        )
+        .unwrap();
+        drop(conn);
+        let err = Store::open(&path).err().unwrap();
+        assert!(err.message().contains("missing"), "{err}");
+
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let err = Store::open(&path).err().unwrap();
+        assert!(err.message().contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn triggers_refuse_update_and_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let mut store = Store::create(&path).unwrap();
+        let tx = store.begin_append().unwrap();
+        tx.insert(&StoredRow {
+            seq: 0,
+            entry_hash: vec![1; 32],
+            prev_hash: vec![0; 32],
+            recorded_at_unix_ms: 0,
+            kind: "genesis".into(),
+            idempotency_key: None,
+            record: vec![1, 2, 3],
+        })
+        .unwrap();
+        tx.commit().unwrap();
+        let conn = Connection::open(&path).unwrap();
+        assert!(conn.execute("UPDATE entries SET kind = 'x'", []).is_err());
+        assert!(conn.execute("DELETE FROM entries", []).is_err());
+    }
+}
