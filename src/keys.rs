@@ -63,7 +63,13 @@ pub fn write_key_files(dir: &Path, name: &str, key: &SigningKey) -> Result<KeyPa
             .with_hint("choose another name or move the old key away; keys are never overwritten"));
         }
     }
-    let pem = key
+    // PKCS#8 v1 (RFC 8410 without the optional public key): OpenSSL 3.0
+    // does not read the v2 form that carries the public key too.
+    let keypair = ed25519_dalek::pkcs8::KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    };
+    let pem = keypair
         .to_pkcs8_pem(LineEnding::LF)
         .map_err(|e| Error::key(format!("cannot encode the private key: {e}")))?;
     write_new_file(&private, pem.as_bytes(), 0o600)?;

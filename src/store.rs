@@ -463,7 +463,7 @@ mod tests {
             .collect();
         assert_eq!(
             sums,
-            vec!["PIN".to_string()],
+            vec!["f0d18d72f48531119df07dbe925e56f2c6d692e47a90365fd44c71a4a3e1e3f0".to_string()],
             "a shipped migration changed; add a new migration instead of editing one"
         );
     }
