@@ -169,11 +169,7 @@ fn split_point(n: u64) -> u64 {
 /// representation of its length into perfect subtrees, largest first, and
 /// its hash is those pieces folded from the right:
 /// `MTH = HASH(P1, HASH(P2, ... HASH(Pk-1, Pk)))`.
-fn range_hash(
-    src: &(impl NodeSource + ?Sized),
-    start: u64,
-    end: u64,
-) -> Result<Hash, MerkleError> {
+fn range_hash(src: &(impl NodeSource + ?Sized), start: u64, end: u64) -> Result<Hash, MerkleError> {
     if end <= start {
         return Err(MerkleError::InvalidRange { start, end });
     }
@@ -192,7 +188,9 @@ fn range_hash(
         // Cannot overflow: offset + width <= end.
         offset += width;
     }
-    let mut acc = pieces.pop().ok_or(MerkleError::InvalidRange { start, end })?;
+    let mut acc = pieces
+        .pop()
+        .ok_or(MerkleError::InvalidRange { start, end })?;
     while let Some(left) = pieces.pop() {
         acc = node_hash(&left, &acc);
     }
@@ -541,7 +539,8 @@ impl MemoryTree {
     /// nodes [`completed_nodes_after_append`] reports.
     pub fn push_leaf_hash(&mut self, hash: Hash) -> Result<u64, MerkleError> {
         let index = self.len();
-        let nodes = completed_nodes_after_append(index, hash, |level, i| self.perfect_node(level, i))?;
+        let nodes =
+            completed_nodes_after_append(index, hash, |level, i| self.perfect_node(level, i))?;
         for (level, i, h) in nodes {
             let level_usize = level as usize;
             if self.levels.len() == level_usize {
@@ -641,7 +640,9 @@ mod tests {
             (
                 2,
                 3,
-                vec![h("fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125")],
+                vec![h(
+                    "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+                )],
             ),
             (
                 1,
@@ -839,7 +840,11 @@ mod tests {
         let t = reference_tree();
         for (index, size, proof) in published_inclusion() {
             let leaf = leaf_hash(&hex::decode(LEAVES[index as usize]).unwrap());
-            assert_eq!(inclusion_proof(&t, index, size).unwrap(), proof, "{index}/{size}");
+            assert_eq!(
+                inclusion_proof(&t, index, size).unwrap(),
+                proof,
+                "{index}/{size}"
+            );
             verify_inclusion(&leaf, index, size, &proof, &reference_root(size)).unwrap();
         }
     }
@@ -848,7 +853,11 @@ mod tests {
     fn published_consistency_proofs_are_generated_and_verify() {
         let t = reference_tree();
         for (old, new, proof) in published_consistency() {
-            assert_eq!(consistency_proof(&t, old, new).unwrap(), proof, "{old}->{new}");
+            assert_eq!(
+                consistency_proof(&t, old, new).unwrap(),
+                proof,
+                "{old}->{new}"
+            );
             verify_consistency(old, new, &reference_root(old), &reference_root(new), &proof)
                 .unwrap();
         }
@@ -865,21 +874,56 @@ mod tests {
         let some = h("abacaba000000000000000000000000000000000000000000060061e00123456");
         let p = proof.to_vec();
         let mut out = vec![
-            ("index-1".into(), index.wrapping_sub(1), size, p.clone(), *root, *leaf),
+            (
+                "index-1".into(),
+                index.wrapping_sub(1),
+                size,
+                p.clone(),
+                *root,
+                *leaf,
+            ),
             ("index+1".into(), index + 1, size, p.clone(), *root, *leaf),
             ("index^2".into(), index ^ 2, size, p.clone(), *root, *leaf),
             ("size*2".into(), index, size * 2, p.clone(), *root, *leaf),
             ("size/2".into(), index, size / 2, p.clone(), *root, *leaf),
-            ("wrong leaf".into(), index, size, p.clone(), *root, leaf_hash(b"WrongLeaf")),
-            ("empty root".into(), index, size, p.clone(), empty_root(), *leaf),
+            (
+                "wrong leaf".into(),
+                index,
+                size,
+                p.clone(),
+                *root,
+                leaf_hash(b"WrongLeaf"),
+            ),
+            (
+                "empty root".into(),
+                index,
+                size,
+                p.clone(),
+                empty_root(),
+                *leaf,
+            ),
             ("random root".into(), index, size, p.clone(), some, *leaf),
         ];
         let mut trailing_root = p.clone();
         trailing_root.push(*root);
-        out.push(("trailing root".into(), index, size, trailing_root, *root, *leaf));
+        out.push((
+            "trailing root".into(),
+            index,
+            size,
+            trailing_root,
+            *root,
+            *leaf,
+        ));
         let mut preceding_root = vec![*root];
         preceding_root.extend_from_slice(&p);
-        out.push(("preceding root".into(), index, size, preceding_root, *root, *leaf));
+        out.push((
+            "preceding root".into(),
+            index,
+            size,
+            preceding_root,
+            *root,
+            *leaf,
+        ));
         for i in 0..p.len() {
             let mut q = p.clone();
             q[i][0] ^= 8;
@@ -924,22 +968,113 @@ mod tests {
             q
         };
         let mut out = vec![
-            ("old-1".into(), old.wrapping_sub(1), new, *old_root, *new_root, p.clone()),
-            ("old+1".into(), old + 1, new, *old_root, *new_root, p.clone()),
-            ("old^2".into(), old ^ 2, new, *old_root, *new_root, p.clone()),
-            ("new*2".into(), old, new * 2, *old_root, *new_root, p.clone()),
-            ("new/2".into(), old, new / 2, *old_root, *new_root, p.clone()),
-            ("wrong old root".into(), old, new, wrong, *new_root, p.clone()),
-            ("wrong new root".into(), old, new, *old_root, wrong, p.clone()),
-            ("swapped roots".into(), old, new, *new_root, *old_root, p.clone()),
+            (
+                "old-1".into(),
+                old.wrapping_sub(1),
+                new,
+                *old_root,
+                *new_root,
+                p.clone(),
+            ),
+            (
+                "old+1".into(),
+                old + 1,
+                new,
+                *old_root,
+                *new_root,
+                p.clone(),
+            ),
+            (
+                "old^2".into(),
+                old ^ 2,
+                new,
+                *old_root,
+                *new_root,
+                p.clone(),
+            ),
+            (
+                "new*2".into(),
+                old,
+                new * 2,
+                *old_root,
+                *new_root,
+                p.clone(),
+            ),
+            (
+                "new/2".into(),
+                old,
+                new / 2,
+                *old_root,
+                *new_root,
+                p.clone(),
+            ),
+            (
+                "wrong old root".into(),
+                old,
+                new,
+                wrong,
+                *new_root,
+                p.clone(),
+            ),
+            (
+                "wrong new root".into(),
+                old,
+                new,
+                *old_root,
+                wrong,
+                p.clone(),
+            ),
+            (
+                "swapped roots".into(),
+                old,
+                new,
+                *new_root,
+                *old_root,
+                p.clone(),
+            ),
             ("empty proof".into(), old, new, *old_root, *new_root, vec![]),
-            ("trailing old root".into(), old, new, *old_root, *new_root, with_tail(*old_root)),
-            ("trailing new root".into(), old, new, *old_root, *new_root, with_tail(*new_root)),
-            ("preceding old root".into(), old, new, *old_root, *new_root, with_head(*old_root)),
-            ("preceding new root".into(), old, new, *old_root, *new_root, with_head(*new_root)),
+            (
+                "trailing old root".into(),
+                old,
+                new,
+                *old_root,
+                *new_root,
+                with_tail(*old_root),
+            ),
+            (
+                "trailing new root".into(),
+                old,
+                new,
+                *old_root,
+                *new_root,
+                with_tail(*new_root),
+            ),
+            (
+                "preceding old root".into(),
+                old,
+                new,
+                *old_root,
+                *new_root,
+                with_head(*old_root),
+            ),
+            (
+                "preceding new root".into(),
+                old,
+                new,
+                *old_root,
+                *new_root,
+                with_head(*new_root),
+            ),
         ];
         if let Some(first) = p.first() {
-            out.push(("preceding proof[0]".into(), old, new, *old_root, *new_root, with_head(*first)));
+            out.push((
+                "preceding proof[0]".into(),
+                old,
+                new,
+                *old_root,
+                *new_root,
+                with_head(*first),
+            ));
             out.push((
                 "truncated proof".into(),
                 old,
@@ -952,7 +1087,14 @@ mod tests {
         for i in 0..p.len() {
             let mut q = p.clone();
             q[i][0] ^= 16;
-            out.push((format!("modified proof[{i}]"), old, new, *old_root, *new_root, q));
+            out.push((
+                format!("modified proof[{i}]"),
+                old,
+                new,
+                *old_root,
+                *new_root,
+                q,
+            ));
         }
         out
     }
@@ -993,7 +1135,11 @@ mod tests {
     fn roots_equal_naive_mth_for_sizes_0_to_70() {
         let (t, hashes) = numbered_tree(70);
         for n in 0..=70usize {
-            assert_eq!(root(&t, n as u64).unwrap(), naive_mth(&hashes[..n]), "size {n}");
+            assert_eq!(
+                root(&t, n as u64).unwrap(),
+                naive_mth(&hashes[..n]),
+                "size {n}"
+            );
         }
     }
 
@@ -1076,8 +1222,12 @@ mod tests {
                     }
                 }
                 for byte in 0..32 {
-                    assert!(verify_consistency(m, n, &flip(old_root, byte), &new_root, &p).is_err());
-                    assert!(verify_consistency(m, n, &old_root, &flip(new_root, byte), &p).is_err());
+                    assert!(
+                        verify_consistency(m, n, &flip(old_root, byte), &new_root, &p).is_err()
+                    );
+                    assert!(
+                        verify_consistency(m, n, &old_root, &flip(new_root, byte), &p).is_err()
+                    );
                 }
                 for (desc, o, nn, or, nr, p2) in
                     consistency_corruptions(m, n, &old_root, &new_root, &p)
@@ -1099,23 +1249,41 @@ mod tests {
         // Equal sizes: empty proof and equal roots.
         assert_eq!(verify_consistency(0, 0, &e, &e, &[]), Ok(()));
         assert_eq!(verify_consistency(1, 1, &a, &a, &[]), Ok(()));
-        assert_eq!(verify_consistency(1, 1, &a, &b, &[]), Err(MerkleError::RootMismatch));
+        assert_eq!(
+            verify_consistency(1, 1, &a, &b, &[]),
+            Err(MerkleError::RootMismatch)
+        );
         assert_eq!(
             verify_consistency(1, 1, &a, &a, &[e]),
-            Err(MerkleError::ProofLength { expected: 0, found: 1 })
+            Err(MerkleError::ProofLength {
+                expected: 0,
+                found: 1
+            })
         );
         // Size 0: empty proof, and the old root must be the empty-tree hash.
         assert_eq!(verify_consistency(0, 5, &e, &a, &[]), Ok(()));
-        assert_eq!(verify_consistency(0, 0, &a, &a, &[]), Err(MerkleError::OldRootMismatch));
-        assert_eq!(verify_consistency(0, 5, &a, &b, &[]), Err(MerkleError::OldRootMismatch));
+        assert_eq!(
+            verify_consistency(0, 0, &a, &a, &[]),
+            Err(MerkleError::OldRootMismatch)
+        );
+        assert_eq!(
+            verify_consistency(0, 5, &a, &b, &[]),
+            Err(MerkleError::OldRootMismatch)
+        );
         assert_eq!(
             verify_consistency(0, 1, &e, &e, &[e]),
-            Err(MerkleError::ProofLength { expected: 0, found: 1 })
+            Err(MerkleError::ProofLength {
+                expected: 0,
+                found: 1
+            })
         );
         // Time travel.
         assert_eq!(
             verify_consistency(2, 1, &a, &b, &[]),
-            Err(MerkleError::SizeOutOfRange { old_size: 2, new_size: 1 })
+            Err(MerkleError::SizeOutOfRange {
+                old_size: 2,
+                new_size: 1
+            })
         );
         assert!(verify_consistency(1, 0, &a, &e, &[]).is_err());
         // Growth with an empty proof.
@@ -1124,7 +1292,10 @@ mod tests {
         assert_eq!(consistency_proof(&t, 0, 0), Ok(vec![]));
         assert_eq!(
             consistency_proof(&t, 3, 2),
-            Err(MerkleError::SizeOutOfRange { old_size: 3, new_size: 2 })
+            Err(MerkleError::SizeOutOfRange {
+                old_size: 3,
+                new_size: 2
+            })
         );
     }
 
@@ -1181,7 +1352,10 @@ mod tests {
         assert!(verify_consistency(u64::MAX - 1, u64::MAX, &a, &a, &long[..64]).is_err());
         assert_eq!(
             completed_nodes_after_append(u64::MAX, a, |_, _| Ok(a)),
-            Err(MerkleError::IndexOutOfRange { index: u64::MAX, size: u64::MAX })
+            Err(MerkleError::IndexOutOfRange {
+                index: u64::MAX,
+                size: u64::MAX
+            })
         );
     }
 
@@ -1221,7 +1395,10 @@ mod tests {
             assert_eq!(nodes[0], (0, i as u64, *lh));
             for (l, x, hash) in nodes {
                 assert_eq!(t.perfect_node(l, x).unwrap(), hash);
-                assert!(store.insert((l, x), hash).is_none(), "node ({l},{x}) inserted twice");
+                assert!(
+                    store.insert((l, x), hash).is_none(),
+                    "node ({l},{x}) inserted twice"
+                );
             }
         }
         // Exactly the perfect nodes exist: for 70 leaves, sum over levels.
@@ -1257,10 +1434,18 @@ mod tests {
             for m in [0, n / 3, n / 2, n - 1] {
                 c.count.set(0);
                 inclusion_proof(&c, m, n).unwrap();
-                assert!(c.count.get() <= bound, "inclusion {m}/{n}: {}", c.count.get());
+                assert!(
+                    c.count.get() <= bound,
+                    "inclusion {m}/{n}: {}",
+                    c.count.get()
+                );
                 c.count.set(0);
                 consistency_proof(&c, m, n).unwrap();
-                assert!(c.count.get() <= bound, "consistency {m}/{n}: {}", c.count.get());
+                assert!(
+                    c.count.get() <= bound,
+                    "consistency {m}/{n}: {}",
+                    c.count.get()
+                );
             }
         }
     }
@@ -1269,8 +1454,14 @@ mod tests {
     fn errors_display_on_one_line() {
         let errors = [
             MerkleError::IndexOutOfRange { index: 3, size: 2 },
-            MerkleError::SizeOutOfRange { old_size: 3, new_size: 2 },
-            MerkleError::ProofLength { expected: 3, found: 2 },
+            MerkleError::SizeOutOfRange {
+                old_size: 3,
+                new_size: 2,
+            },
+            MerkleError::ProofLength {
+                expected: 3,
+                found: 2,
+            },
             MerkleError::RootMismatch,
             MerkleError::OldRootMismatch,
             MerkleError::MissingNode { level: 1, index: 2 },
