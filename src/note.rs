@@ -829,6 +829,7 @@ pub fn verify_cosignature(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::slice::from_ref;
 
     // -----------------------------------------------------------------
     // Published vectors.
@@ -898,7 +899,7 @@ mod tests {
             verifier_key_string("example.com/foo", &v.public_key()),
             SPEC_VKEY
         );
-        let n = verify_note(SPEC_NOTE, &[v.clone()]).unwrap();
+        let n = verify_note(SPEC_NOTE, from_ref(&v)).unwrap();
         assert_eq!(n.body, "This is an example message.\n");
         assert_eq!(n.verified.len(), 1);
         assert_eq!(n.verified[0].timestamp, None);
@@ -930,7 +931,7 @@ mod tests {
 
         // One known key, one unknown (ignored).
         let both = format!("{GO_TEXT}\n{PETER_SIG}{ENOCH_SIG}");
-        let n = verify_note(&both, &[peter.clone()]).unwrap();
+        let n = verify_note(&both, from_ref(&peter)).unwrap();
         assert_eq!(n.body, GO_TEXT);
         assert_eq!(n.verified.len(), 1);
         assert_eq!(n.verified[0].name, "PeterNeumann");
@@ -967,7 +968,7 @@ mod tests {
         // Repeated signature lines from one key are reported once.
         let twice = format!("{GO_TEXT}\n{PETER_SIG}{PETER_SIG}");
         assert_eq!(
-            verify_note(&twice, &[peter.clone()])
+            verify_note(&twice, from_ref(&peter))
                 .unwrap()
                 .verified
                 .len(),
@@ -977,18 +978,18 @@ mod tests {
         // Corrupted signature from a known key rejects the note.
         let bad = format!("{GO_TEXT}\n{}ABCD{}", &PETER_SIG[..60], &PETER_SIG[60..]);
         assert!(matches!(
-            verify_note(&bad, &[peter.clone()]),
+            verify_note(&bad, from_ref(&peter)),
             Err(NoteError::InvalidSignature { .. })
         ));
 
         // Too many signatures.
         let many = format!("{GO_TEXT}\n{}", PETER_SIG.repeat(101));
         assert_eq!(
-            verify_note(&many, &[peter.clone()]),
+            verify_note(&many, from_ref(&peter)),
             Err(NoteError::TooManySignatures { max: 100 })
         );
         let max = format!("{GO_TEXT}\n{}", PETER_SIG.repeat(100));
-        verify_note(&max, &[peter.clone()]).unwrap();
+        verify_note(&max, from_ref(&peter)).unwrap();
 
         // Malformed messages from Go's TestOpen.
         let sig_no_nl = &PETER_SIG[..PETER_SIG.len() - 1];
@@ -1001,7 +1002,7 @@ mod tests {
             format!("{GO_TEXT}\n{PETER_SIG}Unexpected line.\n"),
         ] {
             assert!(parse_note(&msg).is_err(), "{msg:?}");
-            assert!(verify_note(&msg, &[peter.clone()]).is_err(), "{msg:?}");
+            assert!(verify_note(&msg, from_ref(&peter)).is_err(), "{msg:?}");
         }
     }
 
@@ -1155,7 +1156,7 @@ mod tests {
         assert_eq!(sigs[0].blob.len(), 64);
         let v = log_verifier("fund.example/ledger", &log);
         assert_eq!(sigs[0].key_id, v.key_id());
-        let n = verify_note(&note, &[v.clone()]).unwrap();
+        let n = verify_note(&note, from_ref(&v)).unwrap();
         assert_eq!(n.body, body);
         assert_eq!(
             Checkpoint::parse_body(&n.body).unwrap(),
@@ -1199,7 +1200,7 @@ mod tests {
             let mut bytes = note.clone().into_bytes();
             bytes[i] ^= 0x01;
             if let Ok(s) = String::from_utf8(bytes) {
-                assert!(verify_note(&s, &[v.clone()]).is_err(), "byte {i}");
+                assert!(verify_note(&s, from_ref(&v)).is_err(), "byte {i}");
             }
         }
         // Every changed signature byte fails.
@@ -1212,15 +1213,15 @@ mod tests {
                 s.blob[i - 4] ^= 0x01;
             }
             let forged = format!("{body}\n{}", s.to_line());
-            assert!(verify_note(&forged, &[v.clone()]).is_err(), "sig byte {i}");
+            assert!(verify_note(&forged, from_ref(&v)).is_err(), "sig byte {i}");
         }
         // Truncated or extended signature from the known key fails.
         let mut s = sigs[0].clone();
         s.blob.pop();
-        assert!(verify_note(&format!("{body}\n{}", s.to_line()), &[v.clone()]).is_err());
+        assert!(verify_note(&format!("{body}\n{}", s.to_line()), from_ref(&v)).is_err());
         let mut s = sigs[0].clone();
         s.blob.push(0);
-        assert!(verify_note(&format!("{body}\n{}", s.to_line()), &[v.clone()]).is_err());
+        assert!(verify_note(&format!("{body}\n{}", s.to_line()), from_ref(&v)).is_err());
         // A different key under the same name is unknown, not accepted.
         let other = log_verifier("fund.example/ledger", &key(2));
         assert_eq!(
@@ -1357,7 +1358,7 @@ mod tests {
             s.blob[i] ^= 0x01;
             assert!(verify_cosignature(&body, &s, &wv).is_err(), "blob byte {i}");
             let note = format!("{body}\n{}", s.to_line());
-            assert!(verify_note(&note, &[wv.clone()]).is_err(), "blob byte {i}");
+            assert!(verify_note(&note, from_ref(&wv)).is_err(), "blob byte {i}");
         }
         // Timestamp above 2^63-1 is refused even if the signature were good.
         let mut s = cs.clone();
@@ -1456,11 +1457,11 @@ mod tests {
             let v = Verifier::parse(SPEC_VKEY).unwrap();
             for x in [&s, &t] {
                 let _ = parse_note(x);
-                let _ = verify_note(x, std::slice::from_ref(&v));
+                let _ = verify_note(x, from_ref(&v));
                 let _ = Checkpoint::parse_body(x);
                 let _ = Verifier::parse(x);
-                let _ = verify_note(&format!("{x}\n\n{PETER_SIG}"), std::slice::from_ref(&v));
-                let _ = verify_note(&format!("{GO_TEXT}\n\u{2014} {x}\n"), std::slice::from_ref(&v));
+                let _ = verify_note(&format!("{x}\n\n{PETER_SIG}"), from_ref(&v));
+                let _ = verify_note(&format!("{GO_TEXT}\n\u{2014} {x}\n"), from_ref(&v));
             }
         }
 
