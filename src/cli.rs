@@ -14,7 +14,12 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "fundledger", version, max_term_width = 100)]
 pub struct Cli {
     /// The ledger file.
-    #[arg(long, global = true, env = "FUNDLEDGER_LEDGER", default_value = "fundledger.sqlite")]
+    #[arg(
+        long,
+        global = true,
+        env = "FUNDLEDGER_LEDGER",
+        default_value = "fundledger.sqlite"
+    )]
     pub ledger: PathBuf,
 
     /// The private key that signs (PKCS#8 PEM, mode 0600).
@@ -76,7 +81,46 @@ pub enum Command {
     Verify {
         #[arg(long)]
         json: bool,
+        /// Also check that the ledger extends this signed checkpoint.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// A public key (SPKI PEM) trusted to sign checkpoints, besides the
+        /// ledger's own administrator and auditor keys.
+        #[arg(long)]
+        trusted_key: Vec<PathBuf>,
     },
+    /// Sign a checkpoint (C2SP) of the current tree with --key and record it.
+    Checkpoint {
+        /// Write the signed checkpoint to FILE instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print an inclusion or consistency proof (RFC 9162).
+    #[command(subcommand)]
+    Prove(ProveCommand),
+    /// Check a proof against signed checkpoints, offline (no ledger needed).
+    VerifyProof {
+        /// The proof (JSON from `prove ... --json`).
+        #[arg(long)]
+        proof: PathBuf,
+        /// The signed checkpoint the proof leads to.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// For a consistency proof: the older signed checkpoint.
+        #[arg(long)]
+        old_checkpoint: Option<PathBuf>,
+        /// A public key (SPKI PEM) trusted to sign checkpoints.
+        #[arg(long)]
+        trusted_key: Vec<PathBuf>,
+        /// A trusted verifier key, name+hex+base64 (C2SP signed-note form).
+        #[arg(long)]
+        vkey: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Act as an independent witness, or record witnessed checkpoints.
+    #[command(subcommand)]
+    Witness(WitnessCommand),
     /// Funds.
     #[command(subcommand)]
     Fund(FundCommand),
@@ -226,6 +270,53 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProveCommand {
+    /// Prove that entry SEQ is in the tree of size N (default: all entries).
+    Inclusion {
+        seq: u64,
+        #[arg(long)]
+        size: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prove that the tree of size M extends the tree of size N.
+    Consistency {
+        #[arg(long)]
+        old: u64,
+        #[arg(long)]
+        new: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WitnessCommand {
+    /// Cosign CHECKPOINT if it is consistent with the last one this witness
+    /// cosigned for its origin (needs no ledger).
+    Cosign {
+        checkpoint: PathBuf,
+        /// The witness's state directory (last cosigned checkpoint per origin).
+        #[arg(long)]
+        state: PathBuf,
+        /// The log's public key (SPKI PEM) that signs its checkpoints.
+        #[arg(long, required = true)]
+        log_key: Vec<PathBuf>,
+        /// Consistency proof from the witness's last size (JSON).
+        #[arg(long)]
+        proof: Option<PathBuf>,
+        /// The witness's key name, as enrolled in the ledger (default: key file stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// Write the cosigned checkpoint to FILE instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Record a (cosigned) checkpoint in the ledger's checkpoint history.
+    Record { checkpoint: PathBuf },
 }
 
 /// Options every recording command takes.

@@ -67,7 +67,14 @@ impl Demo {
 
     /// Call capital; each partner pays its share (the last one in two parts
     /// when `late` names it).
-    fn call_and_pay(&mut self, amount: &str, purpose: &str, date: &str, due: &str, late: Option<(&str, &str)>) -> Result<()> {
+    fn call_and_pay(
+        &mut self,
+        amount: &str,
+        purpose: &str,
+        date: &str,
+        due: &str,
+        late: Option<(&str, &str)>,
+    ) -> Result<()> {
         self.record(Event::Call(Call {
             fund: FUND.into(),
             amount: self.amount(amount),
@@ -78,9 +85,16 @@ impl Demo {
             memo: None,
         }))?;
         let fund = self.ledger.state().fund(FUND)?;
-        let call = fund.calls.last().ok_or_else(|| Error::rule("call missing"))?;
+        let call = fund
+            .calls
+            .last()
+            .ok_or_else(|| Error::rule("call missing"))?;
         let number = call.number;
-        let shares: Vec<(String, Decimal)> = call.shares.iter().map(|(p, s)| (p.clone(), s.called)).collect();
+        let shares: Vec<(String, Decimal)> = call
+            .shares
+            .iter()
+            .map(|(p, s)| (p.clone(), s.called))
+            .collect();
         for (partner, share) in shares {
             let parts = match late {
                 Some((who, later)) if who == partner => {
@@ -126,7 +140,14 @@ impl Demo {
         }))
     }
 
-    fn realize(&mut self, startup: &str, proceeds: &str, cost: &str, date: &str, memo: &str) -> Result<u64> {
+    fn realize(
+        &mut self,
+        startup: &str,
+        proceeds: &str,
+        cost: &str,
+        date: &str,
+        memo: &str,
+    ) -> Result<u64> {
         self.record(Event::Realization(Realization {
             fund: FUND.into(),
             startup: startup.into(),
@@ -140,18 +161,63 @@ impl Demo {
 }
 
 const PARTNERS: &[(&str, &str, &str, &str, &str)] = &[
-    ("mof", "Ministry of Finance", "government", "AE", "150000000"),
-    ("nsf", "National Strategic Investment Fund", "sovereign_fund", "AE", "100000000"),
-    ("ndb", "National Development Bank", "development_bank", "AE", "55000000"),
-    ("frontier", "Frontier Models Inc.", "private", "US", "60000000"),
-    ("computeco", "Compute Partners Ltd.", "private", "GB", "35000000"),
+    (
+        "mof",
+        "Ministry of Finance",
+        "government",
+        "AE",
+        "150000000",
+    ),
+    (
+        "nsf",
+        "National Strategic Investment Fund",
+        "sovereign_fund",
+        "AE",
+        "100000000",
+    ),
+    (
+        "ndb",
+        "National Development Bank",
+        "development_bank",
+        "AE",
+        "55000000",
+    ),
+    (
+        "frontier",
+        "Frontier Models Inc.",
+        "private",
+        "US",
+        "60000000",
+    ),
+    (
+        "computeco",
+        "Compute Partners Ltd.",
+        "private",
+        "GB",
+        "35000000",
+    ),
 ];
 
 const STARTUPS: &[(&str, &str, &str, &str)] = &[
-    ("qalam", "Qalam Language Models", "AE", "Arabic language models"),
-    ("siliconsand", "Silicon Sand Semiconductors", "AE", "AI accelerators"),
+    (
+        "qalam",
+        "Qalam Language Models",
+        "AE",
+        "Arabic language models",
+    ),
+    (
+        "siliconsand",
+        "Silicon Sand Semiconductors",
+        "AE",
+        "AI accelerators",
+    ),
     ("shifa", "Shifa Diagnostics AI", "AE", "healthcare AI"),
-    ("greenfield", "Greenfield Agritech Vision", "EG", "agritech AI"),
+    (
+        "greenfield",
+        "Greenfield Agritech Vision",
+        "EG",
+        "agritech AI",
+    ),
     ("sentinel", "Sentinel Cyber Defence", "IL", "AI security"),
     ("robotrade", "RoboTrade Logistics", "SA", "robotics"),
     ("lexai", "LexAI Legal Research", "GB", "legal AI"),
@@ -166,10 +232,13 @@ const STARTUPS: &[(&str, &str, &str, &str)] = &[
 pub fn run(out: &Path) -> Result<String> {
     let ledger_path = out.join("ledger.sqlite");
     if ledger_path.exists() || out.join("keys").exists() {
-        return Err(Error::input(format!("{} already holds a demo", out.display()))
-            .with_hint("remove that directory or pass another --out"));
+        return Err(
+            Error::input(format!("{} already holds a demo", out.display()))
+                .with_hint("remove that directory or pass another --out"),
+        );
     }
-    std::fs::create_dir_all(out).map_err(|e| Error::io(format!("cannot create {}", out.display()), e))?;
+    std::fs::create_dir_all(out)
+        .map_err(|e| Error::io(format!("cannot create {}", out.display()), e))?;
     let key_dir = out.join("keys");
     let (admin_paths, _) = keys::generate(&key_dir, "administrator")?;
     let (recorder_paths, recorder_public) = keys::generate(&key_dir, "recorder")?;
@@ -178,9 +247,20 @@ pub fn run(out: &Path) -> Result<String> {
     let recorder = keys::load_signing_key(&recorder_paths.private)?;
 
     let origin = "ledger.example.org/gulf-ai-fund";
-    let mut ledger = Ledger::init(&ledger_path, origin, &admin, "administrator", date_ms("2022-01-03")?)?;
-    let b64 = |k: &ed25519_dalek::VerifyingKey| base64::engine::general_purpose::STANDARD.encode(k.as_bytes());
-    for (name, public, role) in [("recorder", recorder_public, "recorder"), ("auditor", auditor_public, "auditor")] {
+    let mut ledger = Ledger::init(
+        &ledger_path,
+        origin,
+        &admin,
+        "administrator",
+        date_ms("2022-01-03")?,
+    )?;
+    let b64 = |k: &ed25519_dalek::VerifyingKey| {
+        base64::engine::general_purpose::STANDARD.encode(k.as_bytes())
+    };
+    for (name, public, role) in [
+        ("recorder", recorder_public, "recorder"),
+        ("auditor", auditor_public, "auditor"),
+    ] {
         ledger.append(AppendRequest {
             event: Event::KeyEnroll(KeyEnroll {
                 name: name.into(),
@@ -253,66 +333,192 @@ pub fn run(out: &Path) -> Result<String> {
     }
 
     // 2022: first calls, first four investments, first fee.
-    d.call_and_pay("45000000", "investment", "2022-02-01", "2022-03-01", Some(("computeco", "2022-04-15")))?;
-    d.call_and_pay("8000000", "management_fee", "2022-02-01", "2022-03-01", None)?;
-    d.record(Event::Fee(d.fund_total("8000000", "2022-03-31", Some("management fee 2022"))))?;
+    d.call_and_pay(
+        "45000000",
+        "investment",
+        "2022-02-01",
+        "2022-03-01",
+        Some(("computeco", "2022-04-15")),
+    )?;
+    d.call_and_pay(
+        "8000000",
+        "management_fee",
+        "2022-02-01",
+        "2022-03-01",
+        None,
+    )?;
+    d.record(Event::Fee(d.fund_total(
+        "8000000",
+        "2022-03-31",
+        Some("management fee 2022"),
+    )))?;
     d.invest("qalam", "12000000", "2022-03-15", "seed extension")?;
     d.invest("siliconsand", "15000000", "2022-05-10", "series A")?;
     d.invest("shifa", "6500000", "2022-07-01", "seed")?;
     d.invest("greenfield", "6000000", "2022-09-20", "seed")?;
     d.call_and_pay("1200000", "expense", "2022-10-01", "2022-10-31", None)?;
-    d.record(Event::Expense(d.fund_total("950000", "2022-11-30", Some("legal and fund administration"))))?;
+    d.record(Event::Expense(d.fund_total(
+        "950000",
+        "2022-11-30",
+        Some("legal and fund administration"),
+    )))?;
     // A mistaken expense, reversed the same week.
-    let wrong = d.record(Event::Expense(d.fund_total("95000", "2022-12-05", Some("audit fee (entered twice)"))))?;
+    let wrong = d.record(Event::Expense(d.fund_total(
+        "95000",
+        "2022-12-05",
+        Some("audit fee (entered twice)"),
+    )))?;
     d.record(Event::Reversal(Reversal {
         seq: wrong,
         reason: "duplicate of the audit fee invoice".into(),
         date: "2022-12-07".into(),
     }))?;
-    d.value("qalam", "18000000", "2022-12-31", "priced round at higher valuation")?;
+    d.value(
+        "qalam",
+        "18000000",
+        "2022-12-31",
+        "priced round at higher valuation",
+    )?;
 
     // 2023: the second wave and follow-ons.
     d.call_and_pay("70000000", "investment", "2023-01-16", "2023-02-15", None)?;
-    d.call_and_pay("8000000", "management_fee", "2023-01-16", "2023-02-15", None)?;
-    d.record(Event::Fee(d.fund_total("8000000", "2023-03-31", Some("management fee 2023"))))?;
+    d.call_and_pay(
+        "8000000",
+        "management_fee",
+        "2023-01-16",
+        "2023-02-15",
+        None,
+    )?;
+    d.record(Event::Fee(d.fund_total(
+        "8000000",
+        "2023-03-31",
+        Some("management fee 2023"),
+    )))?;
     d.invest("sentinel", "9000000", "2023-02-20", "series A")?;
     d.invest("robotrade", "11000000", "2023-04-03", "series A")?;
     d.invest("lexai", "4500000", "2023-06-12", "seed")?;
     d.invest("edunova", "5000000", "2023-08-08", "seed")?;
     d.invest("qalam", "8000000", "2023-09-01", "follow-on, series B")?;
-    d.invest("siliconsand", "12000000", "2023-10-15", "follow-on, series B")?;
-    d.value("siliconsand", "41000000", "2023-12-31", "strategic round led by a chip maker")?;
-    d.value("greenfield", "3000000", "2023-12-31", "missed milestones, down round")?;
+    d.invest(
+        "siliconsand",
+        "12000000",
+        "2023-10-15",
+        "follow-on, series B",
+    )?;
+    d.value(
+        "siliconsand",
+        "41000000",
+        "2023-12-31",
+        "strategic round led by a chip maker",
+    )?;
+    d.value(
+        "greenfield",
+        "3000000",
+        "2023-12-31",
+        "missed milestones, down round",
+    )?;
     d.value("shifa", "9000000", "2023-12-31", "regulatory approval")?;
 
     // 2024: the last new companies; a write-off.
-    d.call_and_pay("60000000", "investment", "2024-01-15", "2024-02-15", Some(("frontier", "2024-03-20")))?;
-    d.call_and_pay("8000000", "management_fee", "2024-01-15", "2024-02-15", None)?;
-    d.record(Event::Fee(d.fund_total("8000000", "2024-03-31", Some("management fee 2024"))))?;
+    d.call_and_pay(
+        "60000000",
+        "investment",
+        "2024-01-15",
+        "2024-02-15",
+        Some(("frontier", "2024-03-20")),
+    )?;
+    d.call_and_pay(
+        "8000000",
+        "management_fee",
+        "2024-01-15",
+        "2024-02-15",
+        None,
+    )?;
+    d.record(Event::Fee(d.fund_total(
+        "8000000",
+        "2024-03-31",
+        Some("management fee 2024"),
+    )))?;
     d.invest("climacast", "7000000", "2024-03-01", "series A")?;
     d.invest("finsight", "8500000", "2024-04-22", "series A")?;
     d.invest("medchem", "10000000", "2024-06-05", "series A")?;
     d.invest("voxel", "6000000", "2024-07-30", "seed")?;
     d.invest("shifa", "4000000", "2024-09-10", "follow-on")?;
     d.value("greenfield", "0", "2024-10-31", "ceased operations")?;
-    d.realize("greenfield", "0", "6000000", "2024-12-15", "write-off after liquidation")?;
+    d.realize(
+        "greenfield",
+        "0",
+        "6000000",
+        "2024-12-15",
+        "write-off after liquidation",
+    )?;
     d.value("qalam", "40000000", "2024-12-31", "series C")?;
-    d.value("robotrade", "8000000", "2024-12-31", "slower growth, marked down")?;
+    d.value(
+        "robotrade",
+        "8000000",
+        "2024-12-31",
+        "slower growth, marked down",
+    )?;
     d.value("sentinel", "15000000", "2024-12-31", "revenue growth")?;
 
     // 2025: an exit and the first distribution.
-    d.call_and_pay("6000000", "management_fee", "2025-01-15", "2025-02-15", None)?;
-    d.record(Event::Fee(d.fund_total("6000000", "2025-03-31", Some("management fee 2025 (post-investment period)"))))?;
-    d.realize("siliconsand", "78500000", "27000000", "2025-05-20", "acquired by a global chip maker")?;
-    d.record(Event::Distribution(d.fund_total("70000000", "2025-06-30", Some("proceeds of the Silicon Sand exit"))))?;
+    d.call_and_pay(
+        "6000000",
+        "management_fee",
+        "2025-01-15",
+        "2025-02-15",
+        None,
+    )?;
+    d.record(Event::Fee(d.fund_total(
+        "6000000",
+        "2025-03-31",
+        Some("management fee 2025 (post-investment period)"),
+    )))?;
+    d.realize(
+        "siliconsand",
+        "78500000",
+        "27000000",
+        "2025-05-20",
+        "acquired by a global chip maker",
+    )?;
+    d.record(Event::Distribution(d.fund_total(
+        "70000000",
+        "2025-06-30",
+        Some("proceeds of the Silicon Sand exit"),
+    )))?;
     d.value("medchem", "16000000", "2025-12-31", "phase I results")?;
-    d.value("lexai", "3500000", "2025-12-31", "competition from general models")?;
+    d.value(
+        "lexai",
+        "3500000",
+        "2025-12-31",
+        "competition from general models",
+    )?;
 
     // 2026: a partial secondary sale and a second distribution.
-    d.call_and_pay("6000000", "management_fee", "2026-01-15", "2026-02-15", None)?;
-    d.record(Event::Fee(d.fund_total("6000000", "2026-03-31", Some("management fee 2026"))))?;
-    d.realize("qalam", "22000000", "10000000", "2026-06-10", "secondary sale of half the stake")?;
-    d.record(Event::Distribution(d.fund_total("20000000", "2026-06-30", Some("secondary sale proceeds"))))?;
+    d.call_and_pay(
+        "6000000",
+        "management_fee",
+        "2026-01-15",
+        "2026-02-15",
+        None,
+    )?;
+    d.record(Event::Fee(d.fund_total(
+        "6000000",
+        "2026-03-31",
+        Some("management fee 2026"),
+    )))?;
+    d.realize(
+        "qalam",
+        "22000000",
+        "10000000",
+        "2026-06-10",
+        "secondary sale of half the stake",
+    )?;
+    d.record(Event::Distribution(d.fund_total(
+        "20000000",
+        "2026-06-30",
+        Some("secondary sale proceeds"),
+    )))?;
     d.value("qalam", "24000000", "2026-09-30", "remaining stake")?;
 
     let Demo { ledger, .. } = d;
@@ -335,7 +541,10 @@ pub fn run(out: &Path) -> Result<String> {
     });
     summary.push_str(&query::render_position(&position));
     if !report.is_intact() {
-        return Err(Error::new(crate::error::ErrorKind::Verification, "the demo ledger did not verify"));
+        return Err(Error::new(
+            crate::error::ErrorKind::Verification,
+            "the demo ledger did not verify",
+        ));
     }
     summary.push_str(&format!(
         "\nTry: fundledger --ledger {} verify\n     fundledger --ledger {} position --fund {FUND} --json\n",

@@ -114,7 +114,8 @@ fn put_text(out: &mut Vec<u8>, text: &[u8]) {
 impl Content {
     /// The canonical content bytes (schema/FORMAT.md, "Content").
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(96 + self.origin.len() + self.kind.len() + self.body.len());
+        let mut out =
+            Vec::with_capacity(96 + self.origin.len() + self.kind.len() + self.body.len());
         out.extend_from_slice(ENTRY_MAGIC);
         out.push(FORMAT_VERSION);
         put_text(&mut out, self.origin.as_bytes());
@@ -287,7 +288,7 @@ impl Record {
     /// Build a record from content and signatures, sorting the signatures
     /// and refusing duplicates.
     pub fn new(content: Content, mut signatures: Vec<EntrySignature>) -> Result<Record> {
-        signatures.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+        signatures.sort_by_key(|s| s.key_id);
         if signatures.windows(2).any(|w| w[0].key_id == w[1].key_id) {
             return Err(Error::input("the same key cannot sign an entry twice"));
         }
@@ -343,7 +344,10 @@ mod tests {
         longer.push(0);
         assert!(Record::decode(&longer).is_err());
         for cut in 0..bytes.len() {
-            assert!(Record::decode(&bytes[..cut]).is_err(), "accepted a cut at {cut}");
+            assert!(
+                Record::decode(&bytes[..cut]).is_err(),
+                "accepted a cut at {cut}"
+            );
         }
         let mut v2 = bytes.clone();
         v2[16] = 2;
@@ -368,7 +372,7 @@ mod tests {
             .contains("twice"));
         let other = sign(&SigningKey::from_bytes(&[2u8; 32]), &content.hash());
         let mut sigs = vec![sig, other];
-        sigs.sort_by(|a, b| b.key_id.cmp(&a.key_id));
+        sigs.sort_by_key(|s| std::cmp::Reverse(s.key_id));
         let unsorted = Record {
             content,
             signatures: sigs,

@@ -334,9 +334,11 @@ impl Event {
     /// The event's own object, without the kind tag.
     pub fn to_value(&self) -> Value {
         match serde_json::to_value(self) {
-            Ok(Value::Object(map)) if map.len() == 1 => {
-                map.into_iter().next().map(|(_, v)| v).unwrap_or(Value::Null)
-            }
+            Ok(Value::Object(map)) if map.len() == 1 => map
+                .into_iter()
+                .next()
+                .map(|(_, v)| v)
+                .unwrap_or(Value::Null),
             _ => Value::Null,
         }
     }

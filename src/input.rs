@@ -17,16 +17,17 @@ pub fn amount_with_currency(text: &str) -> Result<(String, Currency)> {
             return Err(Error::input(format!("amount {text:?} has no currency")).with_hint(hint));
         }
     };
-    let currency = Currency::from_code(code).map_err(|e| Error::input(e.to_string()).with_hint(hint))?;
+    let currency =
+        Currency::from_code(code).map_err(|e| Error::input(e.to_string()).with_hint(hint))?;
     let value = money::parse_amount(number, currency).map_err(|e| Error::input(e.to_string()))?;
     Ok((money::format_amount(value, currency), currency))
 }
 
 /// Require an effective date and check its form.
 pub fn required_date(date: &Option<String>) -> Result<String> {
-    let date = date
-        .as_deref()
-        .ok_or_else(|| Error::input("this event needs an effective date").with_hint("pass --date YYYY-MM-DD"))?;
+    let date = date.as_deref().ok_or_else(|| {
+        Error::input("this event needs an effective date").with_hint("pass --date YYYY-MM-DD")
+    })?;
     crate::state::parse_date(date).map_err(|e| Error::input(e.message().to_string()))?;
     Ok(date.to_string())
 }
@@ -47,7 +48,10 @@ mod tests {
 
     #[test]
     fn amounts_need_a_currency_and_the_right_scale() {
-        assert_eq!(amount_with_currency("25000000 USD").unwrap().0, "25000000.00");
+        assert_eq!(
+            amount_with_currency("25000000 USD").unwrap().0,
+            "25000000.00"
+        );
         assert_eq!(amount_with_currency("JPY 1000").unwrap().0, "1000");
         assert_eq!(amount_with_currency("1.5 KWD").unwrap().0, "1.500");
         assert!(amount_with_currency("10.123 USD").is_err());

@@ -51,16 +51,17 @@ pub fn generate(dir: &Path, name: &str) -> Result<(KeyPaths, VerifyingKey)> {
 /// that need a fixed seed).
 pub fn write_key_files(dir: &Path, name: &str, key: &SigningKey) -> Result<KeyPaths> {
     check_key_name(name)?;
-    fs::create_dir_all(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
     let private = dir.join(format!("{name}.key"));
     let public = dir.join(format!("{name}.pub"));
     for path in [&private, &public] {
         if path.exists() {
-            return Err(Error::new(
-                ErrorKind::Key,
-                format!("{} already exists", path.display()),
-            )
-            .with_hint("choose another name or move the old key away; keys are never overwritten"));
+            return Err(
+                Error::new(ErrorKind::Key, format!("{} already exists", path.display())).with_hint(
+                    "choose another name or move the old key away; keys are never overwritten",
+                ),
+            );
         }
     }
     // PKCS#8 v1 (RFC 8410 without the optional public key): OpenSSL 3.0
@@ -124,9 +125,10 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey> {
     if !meta.is_file() {
         return Err(Error::key(format!("{} is not a file", path.display())));
     }
-    let text = zeroize_string(fs::read(path).map_err(|e| {
-        Error::io(format!("cannot read key file {}", path.display()), e)
-    })?);
+    let text = zeroize_string(
+        fs::read(path)
+            .map_err(|e| Error::io(format!("cannot read key file {}", path.display()), e))?,
+    );
     if text.contains("ENCRYPTED PRIVATE KEY") {
         return Err(Error::key(format!(
             "{} is an encrypted private key, which this version cannot open",
@@ -144,9 +146,7 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey> {
 
 /// Read bytes into a string that is wiped when dropped.
 fn zeroize_string(bytes: Vec<u8>) -> zeroize::Zeroizing<String> {
-    zeroize::Zeroizing::new(
-        String::from_utf8(bytes).unwrap_or_default(),
-    )
+    zeroize::Zeroizing::new(String::from_utf8(bytes).unwrap_or_default())
 }
 
 /// Load a public key from SubjectPublicKeyInfo PEM and refuse weak

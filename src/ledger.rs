@@ -14,6 +14,7 @@ use ed25519_dalek::SigningKey;
 use crate::entry::{self, key_id, Content, Record, GENESIS_PREV_HASH};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Body, Event, Genesis, KeyEnroll};
+use crate::merkle::{self, MerkleError, NodeSource};
 use crate::state::State;
 use crate::store::{AppendTx, Head, Store, StoredRow};
 
@@ -35,6 +36,13 @@ impl Appended {
     }
 }
 
+/// A tree size and its Merkle root (schema/FORMAT.md section 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeHead {
+    pub tree_size: u64,
+    pub root_hash: [u8; 32],
+}
+
 /// A request to append one entry.
 pub struct AppendRequest<'a> {
     pub event: Event,
@@ -51,11 +59,58 @@ pub struct Ledger {
     state: State,
 }
 
+/// Reads perfect Merkle nodes from the store.
+struct Nodes<'a>(&'a Store);
+
+impl NodeSource for Nodes<'_> {
+    fn perfect_node(&self, level: u32, index: u64) -> Result<merkle::Hash, MerkleError> {
+        match self.0.merkle_node(level, index) {
+            Ok(Some(h)) => Ok(h),
+            _ => Err(MerkleError::MissingNode { level, index }),
+        }
+    }
+}
+
+fn merkle_error(e: MerkleError) -> Error {
+    Error::input(e.to_string())
+}
+
+/// Add the Merkle leaf of entry `seq` (whose stored record is `record`) and
+/// the perfect nodes it completes.
+fn add_leaf(tx: &AppendTx<'_>, seq: u64, record: &[u8]) -> Result<()> {
+    let nodes = merkle::completed_nodes_after_append(
+        seq,
+        merkle::leaf_hash(record),
+        |level, index| match tx.merkle_node(level, index) {
+            Ok(Some(h)) => Ok(h),
+            _ => Err(MerkleError::MissingNode { level, index }),
+        },
+    )
+    .map_err(|e| {
+        Error::new(
+            ErrorKind::Store,
+            format!("cannot extend the Merkle tree: {e}"),
+        )
+    })?;
+    tx.insert_merkle_nodes(&nodes)
+}
+
+/// Give every stored entry its Merkle leaf (ledgers made before the tree
+/// existed, or a tree cut short).
+fn complete_tree(tx: &AppendTx<'_>) -> Result<()> {
+    let leaves = tx.merkle_leaf_count()?;
+    tx.scan(leaves, None, |row| {
+        add_leaf(tx, row.seq as u64, &row.record)?;
+        Ok(true)
+    })
+}
+
 /// Decode a stored row into its record and body (no signature checks).
 pub fn decode_row(row: &StoredRow) -> Result<(Record, Body)> {
     let seq = u64::try_from(row.seq).unwrap_or(u64::MAX);
     let record = Record::decode(&row.record).map_err(|e| e.at_seq(seq))?;
-    let body = Body::decode(&record.content.kind, &record.content.body).map_err(|e| e.at_seq(seq))?;
+    let body =
+        Body::decode(&record.content.kind, &record.content.body).map_err(|e| e.at_seq(seq))?;
     Ok((record, body))
 }
 
@@ -79,11 +134,13 @@ fn advance(
     if seq == 0 {
         state.origin = Some(record.content.origin.clone());
     }
-    state.apply(seq, &body.event, prepared);
+    state.apply(seq, prepared);
     Ok(())
 }
 
-fn lookup_in(get: impl Fn(u64) -> Result<Option<StoredRow>>) -> impl Fn(u64) -> Result<Option<(String, Body)>> {
+fn lookup_in(
+    get: impl Fn(u64) -> Result<Option<StoredRow>>,
+) -> impl Fn(u64) -> Result<Option<(String, Body)>> {
     move |seq| match get(seq)? {
         None => Ok(None),
         Some(row) => {
@@ -96,7 +153,13 @@ fn lookup_in(get: impl Fn(u64) -> Result<Option<StoredRow>>) -> impl Fn(u64) -> 
 impl Ledger {
     /// Create a ledger at `path` whose genesis entry names `origin` and
     /// enrolls `key` as its first administrator. Refuses an existing file.
-    pub fn init(path: &Path, origin: &str, key: &SigningKey, key_name: &str, now_unix_ms: i64) -> Result<Ledger> {
+    pub fn init(
+        path: &Path,
+        origin: &str,
+        key: &SigningKey,
+        key_name: &str,
+        now_unix_ms: i64,
+    ) -> Result<Ledger> {
         entry::check_origin(origin).map_err(|e| {
             Error::input(e.message().to_string())
                 .with_hint("an origin looks like ledger.example.org/ae-ai-fund")
@@ -136,7 +199,23 @@ impl Ledger {
 
     /// Open a ledger for appending; replays it to build the head state.
     pub fn open(path: &Path) -> Result<Ledger> {
-        Ledger::replay(Store::open(path)?)
+        let mut ledger = Ledger::replay(Store::open(path)?)?;
+        if ledger.store.merkle_leaf_count()? < ledger.store.count()? {
+            let tx = ledger.store.begin_append()?;
+            complete_tree(&tx)?;
+            tx.commit()?;
+        }
+        Ok(ledger)
+    }
+
+    /// Record a signed checkpoint note in the ledger's checkpoint history.
+    pub fn record_checkpoint(
+        &mut self,
+        tree_size: u64,
+        note: &str,
+        now_unix_ms: i64,
+    ) -> Result<()> {
+        self.store.record_checkpoint(tree_size, note, now_unix_ms)
     }
 
     /// Open a ledger read-only (queries); replays it to build the head state.
@@ -170,6 +249,53 @@ impl Ledger {
         &self.store
     }
 
+    /// The ledger state an export or report describes: the Merkle tree size
+    /// (the number of entries) and the RFC 9162 root hash over them,
+    /// computed from the stored perfect nodes in O(log n).
+    pub fn tree_head(&self) -> Result<TreeHead> {
+        let tree_size = self.store.count()?;
+        Ok(TreeHead {
+            tree_size,
+            root_hash: self.root_at(tree_size)?,
+        })
+    }
+
+    /// The Merkle root over the first `tree_size` entries.
+    pub fn root_at(&self, tree_size: u64) -> Result<[u8; 32]> {
+        self.check_tree(tree_size)?;
+        merkle::root(&Nodes(&self.store), tree_size).map_err(merkle_error)
+    }
+
+    /// RFC 9162 inclusion proof of entry `index` in the tree of `tree_size`.
+    pub fn inclusion_proof(&self, index: u64, tree_size: u64) -> Result<Vec<[u8; 32]>> {
+        self.check_tree(tree_size)?;
+        merkle::inclusion_proof(&Nodes(&self.store), index, tree_size).map_err(merkle_error)
+    }
+
+    /// RFC 9162 consistency proof between two tree sizes.
+    pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<[u8; 32]>> {
+        self.check_tree(new_size)?;
+        merkle::consistency_proof(&Nodes(&self.store), old_size, new_size).map_err(merkle_error)
+    }
+
+    fn check_tree(&self, tree_size: u64) -> Result<()> {
+        let entries = self.store.count()?;
+        if tree_size > entries {
+            return Err(Error::input(format!(
+                "tree size {tree_size} is larger than the ledger ({entries} entries)"
+            )));
+        }
+        let leaves = self.store.merkle_leaf_count()?;
+        if leaves < tree_size {
+            return Err(Error::new(
+                ErrorKind::Store,
+                format!("the stored Merkle tree has {leaves} leaves but the ledger has {entries} entries"),
+            )
+            .with_hint("run a writing command (for example `fundledger checkpoint`) to rebuild it"));
+        }
+        Ok(())
+    }
+
     /// The ledger's origin.
     pub fn origin(&self) -> &str {
         self.state.origin().unwrap_or_default()
@@ -180,13 +306,18 @@ impl Ledger {
         self.append_with_origin(request, None)
     }
 
-    fn append_with_origin(&mut self, request: AppendRequest<'_>, genesis_origin: Option<&str>) -> Result<Appended> {
+    fn append_with_origin(
+        &mut self,
+        request: AppendRequest<'_>,
+        genesis_origin: Option<&str>,
+    ) -> Result<Appended> {
         if let Some(key) = &request.idempotency_key {
             crate::event::check_idempotency_key(key)?;
         }
         let Ledger { store, state } = self;
         let tx = store.begin_append()?;
         catch_up(state, &tx)?;
+        complete_tree(&tx)?;
         let head = tx.head()?;
 
         if let Some(key) = &request.idempotency_key {
@@ -274,14 +405,15 @@ impl Ledger {
             recorded_at_unix_ms: record.content.recorded_at_unix_ms,
             kind: record.content.kind.clone(),
             idempotency_key: request.idempotency_key.clone(),
-            record: bytes,
+            record: bytes.clone(),
         })?;
+        add_leaf(&tx, seq, &bytes)?;
         drop(lookup);
         tx.commit()?;
         if seq == 0 {
             state.origin = Some(record.content.origin.clone());
         }
-        state.apply(seq, &request.event, prepared);
+        state.apply(seq, prepared);
         Ok(Appended::New { seq, entry_hash })
     }
 }

@@ -6,6 +6,7 @@
 //! src/main.rs is a thin layer over it.
 
 pub mod canonical_json;
+pub mod checkpoint;
 pub mod country;
 pub mod demo;
 pub mod entry;

@@ -11,7 +11,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use sha2::{Digest, Sha256};
 
-use cli::{Cli, Command, FundCommand, KeyCommand, PartnerCommand, Recording, StartupCommand};
+use cli::{
+    Cli, Command, FundCommand, KeyCommand, PartnerCommand, ProveCommand, Recording, StartupCommand,
+    WitnessCommand,
+};
 use fundledger::entry::{self, key_id};
 use fundledger::error::{Error, Result};
 use fundledger::event::*;
@@ -97,8 +100,29 @@ fn run(cli: &Cli) -> Result<u8> {
             signature,
             signer,
         } => show(cli, *seq, *json, signed_message, signature, signer),
-        Command::Verify { json } => {
+        Command::Verify {
+            json,
+            checkpoint,
+            trusted_key,
+        } => {
             let store = Store::open_read_only(&cli.ledger)?;
+            let options = verify::Options {
+                checkpoint: checkpoint.as_deref().map(read_text).transpose()?,
+                trusted: match checkpoint {
+                    Some(path) => {
+                        let origin = fundledger::checkpoint::note_origin(&read_text(path)?)?;
+                        trusted_key
+                            .iter()
+                            .map(|p| {
+                                let key = keys::load_public_key(p)?;
+                                fundledger::note::Verifier::ed25519(&origin, &key.to_bytes())
+                                    .map_err(|e| Error::input(e.to_string()))
+                            })
+                            .collect::<Result<Vec<_>>>()?
+                    }
+                    None => Vec::new(),
+                },
+            };
             let show_progress = !json && std::io::stderr().is_terminal();
             let mut progress = |done: u64, total: u64| {
                 if show_progress {
@@ -106,7 +130,7 @@ fn run(cli: &Cli) -> Result<u8> {
                     let _ = std::io::stderr().flush();
                 }
             };
-            let report = verify::verify(&store, &mut progress)?;
+            let report = verify::verify_with(&store, &options, &mut progress)?;
             if show_progress {
                 eprintln!();
             }
@@ -129,8 +153,152 @@ fn run(cli: &Cli) -> Result<u8> {
                     report.head_hash.as_deref().unwrap_or("-"),
                     report.origin.as_deref().unwrap_or("-")
                 );
+                println!(
+                    "merkle root {} over {} entries; {} recorded checkpoints verified",
+                    report.root_hash.as_deref().unwrap_or("-"),
+                    report.entries_verified,
+                    report.checkpoints_verified
+                );
+                for w in &report.witnesses {
+                    println!(
+                        "witness {}: latest cosigned tree size {} at unix time {}",
+                        w.name, w.latest_tree_size, w.timestamp_unix_s
+                    );
+                }
+                if let Some(c) = &report.checkpoint {
+                    println!(
+                        "the ledger extends the signed checkpoint of tree size {}",
+                        c.tree_size
+                    );
+                }
             }
             Ok(if report.is_intact() { 0 } else { 1 })
+        }
+        Command::Checkpoint { out } => {
+            let key = keys::load_signing_key(key_path(cli)?)?;
+            let mut ledger = Ledger::open(&cli.ledger)?;
+            let (cp, note) = fundledger::checkpoint::sign_checkpoint(&ledger, &key)?;
+            ledger.record_checkpoint(cp.tree_size, &note, now_unix_ms())?;
+            write_or_print(out, &note)?;
+            if out.is_some() {
+                println!(
+                    "signed checkpoint of tree size {} root {}",
+                    cp.tree_size,
+                    hex::encode(cp.root_hash)
+                );
+            }
+            Ok(0)
+        }
+        Command::Prove(prove) => {
+            let ledger = Ledger::open_read_only(&cli.ledger)?;
+            match prove {
+                ProveCommand::Inclusion { seq, size, json } => {
+                    let p = fundledger::checkpoint::prove_inclusion(&ledger, *seq, *size)?;
+                    if *json {
+                        print_json(&p);
+                    } else {
+                        println!(
+                            "inclusion proof: entry {} in tree of size {}",
+                            p.leaf_index, p.tree_size
+                        );
+                        println!("origin    {}", p.origin);
+                        println!("leaf_hash {}", p.leaf_hash);
+                        println!("root_hash {}", p.root_hash);
+                        for h in &p.proof {
+                            println!("proof     {h}");
+                        }
+                    }
+                }
+                ProveCommand::Consistency { old, new, json } => {
+                    let p = fundledger::checkpoint::prove_consistency(&ledger, *old, *new)?;
+                    if *json {
+                        print_json(&p);
+                    } else {
+                        println!(
+                            "consistency proof: tree of size {} extends size {}",
+                            p.new_size, p.old_size
+                        );
+                        println!("origin    {}", p.origin);
+                        println!("old_root  {}", p.old_root);
+                        println!("new_root  {}", p.new_root);
+                        for h in &p.proof {
+                            println!("proof     {h}");
+                        }
+                    }
+                }
+            }
+            Ok(0)
+        }
+        Command::VerifyProof {
+            proof,
+            checkpoint,
+            old_checkpoint,
+            trusted_key,
+            vkey,
+            json,
+        } => {
+            let cp_text = read_text(checkpoint)?;
+            let origin = fundledger::checkpoint::note_origin(&cp_text)?;
+            let verifiers = fundledger::checkpoint::trusted_verifiers(&origin, trusted_key, vkey)?;
+            let old = old_checkpoint.as_deref().map(read_text).transpose()?;
+            let verdict = fundledger::checkpoint::verify_proof(
+                &read_text(proof)?,
+                &cp_text,
+                old.as_deref(),
+                &verifiers,
+            )?;
+            if *json {
+                print_json(&verdict);
+            } else {
+                println!("verified: {}", verdict.detail);
+            }
+            Ok(0)
+        }
+        Command::Witness(WitnessCommand::Cosign {
+            checkpoint,
+            state,
+            log_key,
+            proof,
+            name,
+            out,
+        }) => {
+            let key_file = key_path(cli)?;
+            let key = keys::load_signing_key(key_file)?;
+            let log_keys = log_key
+                .iter()
+                .map(|p| keys::load_public_key(p))
+                .collect::<Result<Vec<_>>>()?;
+            let proof = proof.as_deref().map(read_text).transpose()?;
+            let name = name.clone().unwrap_or_else(|| file_stem(key_file));
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let cosigned =
+                fundledger::checkpoint::witness_cosign(&fundledger::checkpoint::WitnessRequest {
+                    checkpoint: &read_text(checkpoint)?,
+                    log_keys: &log_keys,
+                    proof: proof.as_deref(),
+                    key: &key,
+                    name: &name,
+                    state_dir: state,
+                    now_unix_s: now,
+                })?;
+            write_or_print(out, &cosigned)?;
+            Ok(0)
+        }
+        Command::Witness(WitnessCommand::Record { checkpoint }) => {
+            let mut ledger = Ledger::open(&cli.ledger)?;
+            let cp = fundledger::checkpoint::record_checkpoint(
+                &mut ledger,
+                &read_text(checkpoint)?,
+                now_unix_ms(),
+            )?;
+            println!(
+                "recorded the checkpoint of tree size {} in the ledger's history",
+                cp.tree_size
+            );
+            Ok(0)
         }
         Command::Fund(FundCommand::Create {
             id,
@@ -309,7 +477,9 @@ fn run(cli: &Cli) -> Result<u8> {
             let (proceeds, currency) = amount_with_currency(proceeds)?;
             let (cost, cost_currency) = amount_with_currency(cost)?;
             if cost_currency != currency {
-                return Err(Error::input("--proceeds and --cost must be in the same currency"));
+                return Err(Error::input(
+                    "--proceeds and --cost must be in the same currency",
+                ));
             }
             record(
                 cli,
@@ -325,10 +495,14 @@ fn run(cli: &Cli) -> Result<u8> {
                 rec,
             )
         }
-        Command::Distribute { fund, amount, rec } => {
-            record(cli, Event::Distribution(fund_total(fund, amount, rec)?), rec)
+        Command::Distribute { fund, amount, rec } => record(
+            cli,
+            Event::Distribution(fund_total(fund, amount, rec)?),
+            rec,
+        ),
+        Command::Fee { fund, amount, rec } => {
+            record(cli, Event::Fee(fund_total(fund, amount, rec)?), rec)
         }
-        Command::Fee { fund, amount, rec } => record(cli, Event::Fee(fund_total(fund, amount, rec)?), rec),
         Command::Expense { fund, amount, rec } => {
             record(cli, Event::Expense(fund_total(fund, amount, rec)?), rec)
         }
@@ -350,7 +524,11 @@ fn run(cli: &Cli) -> Result<u8> {
             } else {
                 for f in &b.funds {
                     println!("Fund {} ({})", f.fund, f.currency);
-                    let mut rows = vec![vec!["account".to_string(), "class".into(), "balance".into()]];
+                    let mut rows = vec![vec![
+                        "account".to_string(),
+                        "class".into(),
+                        "balance".into(),
+                    ]];
                     for l in &f.lines {
                         let dim = l.partner.as_ref().or(l.startup.as_ref());
                         let name = match dim {
@@ -385,6 +563,22 @@ fn run(cli: &Cli) -> Result<u8> {
             let summary = fundledger::demo::run(out)?;
             print!("{summary}");
             Ok(0)
+        }
+    }
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))
+}
+
+fn write_or_print(out: &Option<PathBuf>, text: &str) -> Result<()> {
+    match out {
+        Some(path) => std::fs::write(path, text)
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e)),
+        None => {
+            print!("{text}");
+            Ok(())
         }
     }
 }
@@ -488,7 +682,11 @@ fn key_command(cli: &Cli, command: &KeyCommand) -> Result<u8> {
                 rec,
             )
         }
-        KeyCommand::Revoke { key_id, reason, rec } => {
+        KeyCommand::Revoke {
+            key_id,
+            reason,
+            rec,
+        } => {
             let ledger = Ledger::open_read_only(&cli.ledger)?;
             let prefix = key_id.to_ascii_lowercase();
             let matches: Vec<String> = ledger
@@ -500,9 +698,17 @@ fn key_command(cli: &Cli, command: &KeyCommand) -> Result<u8> {
                 .collect();
             let full = match matches.as_slice() {
                 [one] if prefix.len() >= 8 => one.clone(),
-                [] => return Err(Error::input(format!("no enrolled key id starts with {key_id:?}"))
-                    .with_hint("see `fundledger key list`")),
-                _ => return Err(Error::input(format!("key id {key_id:?} is ambiguous or shorter than 8 hex digits"))),
+                [] => {
+                    return Err(
+                        Error::input(format!("no enrolled key id starts with {key_id:?}"))
+                            .with_hint("see `fundledger key list`"),
+                    )
+                }
+                _ => {
+                    return Err(Error::input(format!(
+                        "key id {key_id:?} is ambiguous or shorter than 8 hex digits"
+                    )))
+                }
             };
             drop(ledger);
             record(
@@ -535,19 +741,28 @@ fn key_command(cli: &Cli, command: &KeyCommand) -> Result<u8> {
             if *json {
                 print_json(&serde_json::json!({"format_version": 1, "keys": keys}));
             } else {
-                let mut rows = vec![["key id", "name", "role", "partner", "status", "enrolled", "revoked"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>()];
+                let mut rows = vec![[
+                    "key id", "name", "role", "partner", "status", "enrolled", "revoked",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()];
                 for k in ledger.state().keys.values() {
                     rows.push(vec![
                         hex::encode(&k.key_id[..8]),
                         k.name.clone(),
                         k.role.clone(),
                         k.partner.clone().unwrap_or_else(|| "-".into()),
-                        if k.revoked_seq.is_some() { "revoked" } else { "active" }.into(),
+                        if k.revoked_seq.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        }
+                        .into(),
                         k.enrolled_seq.to_string(),
-                        k.revoked_seq.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                        k.revoked_seq
+                            .map(|s| s.to_string())
+                            .unwrap_or_else(|| "-".into()),
                     ]);
                 }
                 print!("{}", query::render_table(&rows, 5));
@@ -560,7 +775,10 @@ fn key_command(cli: &Cli, command: &KeyCommand) -> Result<u8> {
 fn format_time(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| ms.to_string())
 }
 
@@ -614,15 +832,27 @@ fn summary(event: &Event) -> String {
         Event::PartnerAdd(p) => format!("{} {} {}", p.partner, p.partner_type, p.legal_name),
         Event::StartupAdd(s) => format!("{} {} {}", s.startup, s.sector, s.name),
         Event::Commitment(c) | Event::CommitmentReduce(c) => {
-            format!("{} {} {} {} {}", c.date, c.fund, c.partner, c.amount, c.currency)
+            format!(
+                "{} {} {} {} {}",
+                c.date, c.fund, c.partner, c.amount, c.currency
+            )
         }
-        Event::Call(c) => format!("{} {} {} {} {}", c.date, c.fund, c.purpose, c.amount, c.currency),
+        Event::Call(c) => format!(
+            "{} {} {} {} {}",
+            c.date, c.fund, c.purpose, c.amount, c.currency
+        ),
         Event::Contribution(c) => format!(
             "{} {} {} call {} {} {}",
             c.date, c.fund, c.partner, c.call, c.amount, c.currency
         ),
-        Event::Investment(i) => format!("{} {} {} {} {}", i.date, i.fund, i.startup, i.amount, i.currency),
-        Event::Valuation(v) => format!("{} {} {} {} {}", v.date, v.fund, v.startup, v.fair_value, v.currency),
+        Event::Investment(i) => format!(
+            "{} {} {} {} {}",
+            i.date, i.fund, i.startup, i.amount, i.currency
+        ),
+        Event::Valuation(v) => format!(
+            "{} {} {} {} {}",
+            v.date, v.fund, v.startup, v.fair_value, v.currency
+        ),
         Event::Realization(r) => format!(
             "{} {} {} proceeds {} cost {} {}",
             r.date, r.fund, r.startup, r.proceeds, r.cost_released, r.currency

@@ -697,7 +697,7 @@ fn digits_to_decimal(
     let digits = int_part
         .bytes()
         .chain(frac_part.bytes())
-        .chain(std::iter::repeat(b'0').take(padding));
+        .chain(std::iter::repeat_n(b'0', padding));
     for b in digits {
         units = units
             .checked_mul(10)

@@ -63,7 +63,9 @@ pub fn books(ledger: &Ledger, as_of: Option<time::Date>) -> Result<BTreeMap<Stri
             },
         };
         let Some(fund) = fund else { return Ok(true) };
-        let Some(date) = body.event.date() else { return Ok(true) };
+        let Some(date) = body.event.date() else {
+            return Ok(true);
+        };
         let date = parse_date(date)?;
         if as_of.is_some_and(|a| date > a) {
             return Ok(true);
@@ -73,15 +75,24 @@ pub fn books(ledger: &Ledger, as_of: Option<time::Date>) -> Result<BTreeMap<Stri
         let mut partner_delta: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
         for p in &body.postings {
             let key = AccountKey::of_posting(p)?;
-            let amount: Decimal = p
-                .amount
-                .parse()
-                .map_err(|_| Error::format(format!("posting amount {:?} is not a decimal", p.amount)))?;
-            let signed = if p.side == Side::Debit { amount } else { -amount };
+            let amount: Decimal = p.amount.parse().map_err(|_| {
+                Error::format(format!("posting amount {:?} is not a decimal", p.amount))
+            })?;
+            let signed = if p.side == Side::Debit {
+                amount
+            } else {
+                -amount
+            };
             match key.account {
-                Account::Called => partner_delta.entry(key.dimension.clone()).or_default().0 += signed,
-                Account::CallReceivable => partner_delta.entry(key.dimension.clone()).or_default().0 -= signed,
-                Account::Distributions => partner_delta.entry(key.dimension.clone()).or_default().1 += signed,
+                Account::Called => {
+                    partner_delta.entry(key.dimension.clone()).or_default().0 += signed
+                }
+                Account::CallReceivable => {
+                    partner_delta.entry(key.dimension.clone()).or_default().0 -= signed
+                }
+                Account::Distributions => {
+                    partner_delta.entry(key.dimension.clone()).or_default().1 += signed
+                }
                 _ => {}
             }
             *books.balances.entry(key).or_default() += signed;
@@ -130,7 +141,11 @@ pub struct Balances {
 }
 
 /// The trial balance of one fund or all funds.
-pub fn balances(ledger: &Ledger, fund: Option<&str>, as_of: Option<time::Date>) -> Result<Balances> {
+pub fn balances(
+    ledger: &Ledger,
+    fund: Option<&str>,
+    as_of: Option<time::Date>,
+) -> Result<Balances> {
     if let Some(f) = fund {
         ledger.state().fund(f)?;
     }
@@ -270,7 +285,13 @@ pub fn ratio(num: Decimal, den: Decimal, places: u32) -> Option<String> {
     ))
 }
 
-fn figures(raw: &Raw, fund_nav: Decimal, flows: &[(time::Date, Decimal)], as_of: time::Date, cur: Currency) -> Figures {
+fn figures(
+    raw: &Raw,
+    fund_nav: Decimal,
+    flows: &[(time::Date, Decimal)],
+    as_of: time::Date,
+    cur: Currency,
+) -> Figures {
     let paid = raw.paid_in();
     let mut cash_flows: Vec<(time::Date, Decimal)> = flows.to_vec();
     if !raw.nav.is_zero() {
@@ -295,7 +316,12 @@ fn figures(raw: &Raw, fund_nav: Decimal, flows: &[(time::Date, Decimal)], as_of:
 
 /// Positions of every partner of a fund (or one partner), as of a date.
 /// Without a date, as of the latest effective date recorded for the fund.
-pub fn position(ledger: &Ledger, fund: &str, partner: Option<&str>, as_of: Option<time::Date>) -> Result<Position> {
+pub fn position(
+    ledger: &Ledger,
+    fund: &str,
+    partner: Option<&str>,
+    as_of: Option<time::Date>,
+) -> Result<Position> {
     let state = ledger.state();
     let fund_state = state.fund(fund)?;
     if let Some(p) = partner {
@@ -317,7 +343,8 @@ pub fn position(ledger: &Ledger, fund: &str, partner: Option<&str>, as_of: Optio
         .collect();
     let mut raws: BTreeMap<String, Raw> = BTreeMap::new();
     for p in &partner_ids {
-        let nav = b.balance(Account::Called, p) - b.balance(Account::CallReceivable, p)
+        let nav = b.balance(Account::Called, p)
+            - b.balance(Account::CallReceivable, p)
             - b.balance(Account::Distributions, p)
             - b.balance(Account::ManagementFees, p)
             - b.balance(Account::FundExpenses, p)
@@ -387,10 +414,14 @@ pub fn position(ledger: &Ledger, fund: &str, partner: Option<&str>, as_of: Optio
         })
         .collect();
     let nav_from_assets = b.balance(Account::Cash, "")
-        + b
-            .balances
+        + b.balances
             .iter()
-            .filter(|(k, _)| matches!(k.account, Account::Investments | Account::FairValueAdjustment))
+            .filter(|(k, _)| {
+                matches!(
+                    k.account,
+                    Account::Investments | Account::FairValueAdjustment
+                )
+            })
             .map(|(_, v)| *v)
             .sum::<Decimal>();
     Ok(Position {
@@ -415,7 +446,16 @@ pub fn render_position(p: &Position) -> String {
         p.as_of.as_deref().unwrap_or("-")
     ));
     let header = [
-        "partner", "type", "committed", "paid-in", "unfunded", "distributed", "NAV", "DPI", "TVPI", "IRR",
+        "partner",
+        "type",
+        "committed",
+        "paid-in",
+        "unfunded",
+        "distributed",
+        "NAV",
+        "DPI",
+        "TVPI",
+        "IRR",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
@@ -449,10 +489,18 @@ pub fn render_position(p: &Position) -> String {
     ]);
     out.push_str(&render_table(&rows, 2));
     out.push_str("\nPublic and private money:\n");
-    let mut g_rows: Vec<Vec<String>> = vec![["group", "committed", "share", "paid-in", "share", "distributed", "share"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()];
+    let mut g_rows: Vec<Vec<String>> = vec![[
+        "group",
+        "committed",
+        "share",
+        "paid-in",
+        "share",
+        "distributed",
+        "share",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()];
     for g in &p.by_group {
         g_rows.push(vec![
             g.group.into(),
@@ -472,7 +520,13 @@ pub fn render_position(p: &Position) -> String {
 pub fn render_table(rows: &[Vec<String>], left: usize) -> String {
     let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for row in rows {

@@ -268,8 +268,15 @@ enum Effect {
     Partner(PartnerAdd),
     Startup(StartupAdd),
     Call(CallState),
-    Contribution { call: u64, partner: String, amount: Decimal },
-    Reversal { original: u64, undo: Box<Effect> },
+    Contribution {
+        call: u64,
+        partner: String,
+        amount: Decimal,
+    },
+    Reversal {
+        original: u64,
+        undo: Box<Effect>,
+    },
 }
 
 /// What [`State::prepare`] found: the postings the entry books and the
@@ -485,7 +492,9 @@ impl State {
     fn positive(&self, fund: &FundState, amount: &str, currency: &str) -> Result<Decimal> {
         let value = self.amount(fund, amount, currency)?;
         if value <= Decimal::ZERO {
-            return Err(Error::rule(format!("amount must be above zero, found {amount}")));
+            return Err(Error::rule(format!(
+                "amount must be above zero, found {amount}"
+            )));
         }
         Ok(value)
     }
@@ -544,7 +553,12 @@ impl State {
 
     /// Check that `signers` may sign an entry of `kind` at `seq`, and return
     /// their public keys in the same order.
-    pub fn authorize(&self, seq: u64, event: &Event, signers: &[KeyId]) -> Result<Vec<VerifyingKey>> {
+    pub fn authorize(
+        &self,
+        seq: u64,
+        event: &Event,
+        signers: &[KeyId],
+    ) -> Result<Vec<VerifyingKey>> {
         if let Event::Genesis(g) = event {
             let key = decode_public_key(&g.key.public_key)?;
             if signers != [key_id(&key)] {
@@ -558,8 +572,11 @@ impl State {
         let mut keys = Vec::with_capacity(signers.len());
         for id in signers {
             let record = self.keys.get(id).ok_or_else(|| {
-                Error::rule(format!("signing key {} is not enrolled in this ledger", hex::encode(id)))
-                    .with_hint("enroll the key with `fundledger key enroll` or use an enrolled key")
+                Error::rule(format!(
+                    "signing key {} is not enrolled in this ledger",
+                    hex::encode(id)
+                ))
+                .with_hint("enroll the key with `fundledger key enroll` or use an enrolled key")
             })?;
             if !record.active_at(seq) {
                 return Err(Error::rule(format!(
@@ -613,11 +630,15 @@ impl State {
             Event::KeyRevoke(r) => {
                 check_text("reason", &r.reason)?;
                 let id = decode_key_id(&r.key_id)?;
-                let record = self.keys.get(&id).ok_or_else(|| {
-                    Error::rule(format!("key {} is not enrolled", r.key_id))
-                })?;
+                let record = self
+                    .keys
+                    .get(&id)
+                    .ok_or_else(|| Error::rule(format!("key {} is not enrolled", r.key_id)))?;
                 if record.revoked_seq.is_some() {
-                    return Err(Error::rule(format!("key {} is already revoked", record.name)));
+                    return Err(Error::rule(format!(
+                        "key {} is already revoked",
+                        record.name
+                    )));
                 }
                 if record.role == "administrator" {
                     let admins = self
@@ -626,10 +647,10 @@ impl State {
                         .filter(|k| k.role == "administrator" && k.revoked_seq.is_none())
                         .count();
                     if admins <= 1 {
-                        return Err(Error::rule(
-                            "cannot revoke the last active administrator key",
-                        )
-                        .with_hint("enroll another administrator first"));
+                        return Err(
+                            Error::rule("cannot revoke the last active administrator key")
+                                .with_hint("enroll another administrator first"),
+                        );
                     }
                 }
                 Effect::Revoke(id)
@@ -638,7 +659,10 @@ impl State {
                 check_text("file name", &a.file_name)?;
                 check_text("note", &a.note)?;
                 if a.sha256.len() != 64
-                    || !a.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                    || !a
+                        .sha256
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
                 {
                     return Err(Error::rule("sha256 must be 64 lower-case hex digits"));
                 }
@@ -653,10 +677,16 @@ impl State {
                 let currency = Currency::from_code(&f.currency).map_err(money_error)?;
                 check_text("jurisdiction", &f.jurisdiction)?;
                 if !(1900..=2200).contains(&f.vintage) {
-                    return Err(Error::rule(format!("vintage {} is not a plausible year", f.vintage)));
+                    return Err(Error::rule(format!(
+                        "vintage {} is not a plausible year",
+                        f.vintage
+                    )));
                 }
                 let rate: Decimal = f.management_fee_rate.parse().map_err(|_| {
-                    Error::rule(format!("management fee rate {:?} is not a decimal", f.management_fee_rate))
+                    Error::rule(format!(
+                        "management fee rate {:?} is not a decimal",
+                        f.management_fee_rate
+                    ))
                 })?;
                 if rate.normalize().to_string() != f.management_fee_rate
                     || rate < Decimal::ZERO
@@ -667,7 +697,8 @@ impl State {
                         f.management_fee_rate
                     )));
                 }
-                if !["committed", "paid_in", "invested"].contains(&f.management_fee_basis.as_str()) {
+                if !["committed", "paid_in", "invested"].contains(&f.management_fee_basis.as_str())
+                {
                     return Err(Error::rule(format!(
                         "management fee basis {:?} must be committed, paid_in or invested",
                         f.management_fee_basis
@@ -716,8 +747,20 @@ impl State {
                 check_memo(&c.memo)?;
                 let amount = self.positive(fund, &c.amount, &c.currency)?;
                 let cur = fund.currency;
-                postings.push(posting(Account::Unfunded, &c.partner, Side::Debit, amount, cur));
-                postings.push(posting(Account::Commitment, &c.partner, Side::Credit, amount, cur));
+                postings.push(posting(
+                    Account::Unfunded,
+                    &c.partner,
+                    Side::Debit,
+                    amount,
+                    cur,
+                ));
+                postings.push(posting(
+                    Account::Commitment,
+                    &c.partner,
+                    Side::Credit,
+                    amount,
+                    cur,
+                ));
                 Effect::None
             }
             Event::CommitmentReduce(c) => {
@@ -735,8 +778,20 @@ impl State {
                     )));
                 }
                 let cur = fund.currency;
-                postings.push(posting(Account::Commitment, &c.partner, Side::Debit, amount, cur));
-                postings.push(posting(Account::Unfunded, &c.partner, Side::Credit, amount, cur));
+                postings.push(posting(
+                    Account::Commitment,
+                    &c.partner,
+                    Side::Debit,
+                    amount,
+                    cur,
+                ));
+                postings.push(posting(
+                    Account::Unfunded,
+                    &c.partner,
+                    Side::Credit,
+                    amount,
+                    cur,
+                ));
                 Effect::None
             }
             Event::Call(c) => {
@@ -756,7 +811,8 @@ impl State {
                         c.due_date, c.date
                     )));
                 }
-                let shares = self.split(fund, total, &self.commitment_weights(fund), "commitments")?;
+                let shares =
+                    self.split(fund, total, &self.commitment_weights(fund), "commitments")?;
                 for (partner, share) in &shares {
                     let unfunded = fund.unfunded(partner);
                     if *share > unfunded {
@@ -770,7 +826,13 @@ impl State {
                     }
                 }
                 let cur = fund.currency;
-                split_postings(&mut postings, Account::CallReceivable, Side::Debit, &shares, cur);
+                split_postings(
+                    &mut postings,
+                    Account::CallReceivable,
+                    Side::Debit,
+                    &shares,
+                    cur,
+                );
                 split_postings(&mut postings, Account::Capital, Side::Credit, &shares, cur);
                 split_postings(&mut postings, Account::Called, Side::Debit, &shares, cur);
                 split_postings(&mut postings, Account::Unfunded, Side::Credit, &shares, cur);
@@ -784,7 +846,15 @@ impl State {
                     shares: shares
                         .into_iter()
                         .filter(|(_, s)| !s.is_zero())
-                        .map(|(p, s)| (p, CallShare { called: s, paid: Decimal::ZERO }))
+                        .map(|(p, s)| {
+                            (
+                                p,
+                                CallShare {
+                                    called: s,
+                                    paid: Decimal::ZERO,
+                                },
+                            )
+                        })
                         .collect(),
                 })
             }
@@ -800,7 +870,10 @@ impl State {
                     return Err(Error::rule(format!("call {} was reversed", c.call)));
                 }
                 let share = call.shares.get(&c.partner).ok_or_else(|| {
-                    Error::rule(format!("partner {} has no share in call {}", c.partner, c.call))
+                    Error::rule(format!(
+                        "partner {} has no share in call {}",
+                        c.partner, c.call
+                    ))
                 })?;
                 let outstanding = share.called - share.paid;
                 if amount > outstanding {
@@ -820,7 +893,13 @@ impl State {
                 }
                 let cur = fund.currency;
                 postings.push(posting(Account::Cash, "", Side::Debit, amount, cur));
-                postings.push(posting(Account::CallReceivable, &c.partner, Side::Credit, amount, cur));
+                postings.push(posting(
+                    Account::CallReceivable,
+                    &c.partner,
+                    Side::Credit,
+                    amount,
+                    cur,
+                ));
                 Effect::Contribution {
                     call: c.call,
                     partner: c.partner.clone(),
@@ -834,7 +913,13 @@ impl State {
                 let amount = self.positive(fund, &i.amount, &i.currency)?;
                 self.needs_cash(fund, amount, "investment")?;
                 let cur = fund.currency;
-                postings.push(posting(Account::Investments, &i.startup, Side::Debit, amount, cur));
+                postings.push(posting(
+                    Account::Investments,
+                    &i.startup,
+                    Side::Debit,
+                    amount,
+                    cur,
+                ));
                 postings.push(posting(Account::Cash, "", Side::Credit, amount, cur));
                 Effect::None
             }
@@ -854,10 +939,31 @@ impl State {
                 let delta = value - carrying;
                 let cur = fund.currency;
                 if !delta.is_zero() {
-                    let side = if delta > Decimal::ZERO { Side::Debit } else { Side::Credit };
-                    let shares = self.split(fund, delta.abs(), &self.paid_in_weights(fund), "paid-in capital")?;
-                    postings.push(posting(Account::FairValueAdjustment, &v.startup, side, delta.abs(), cur));
-                    split_postings(&mut postings, Account::UnrealizedGain, side.opposite(), &shares, cur);
+                    let side = if delta > Decimal::ZERO {
+                        Side::Debit
+                    } else {
+                        Side::Credit
+                    };
+                    let shares = self.split(
+                        fund,
+                        delta.abs(),
+                        &self.paid_in_weights(fund),
+                        "paid-in capital",
+                    )?;
+                    postings.push(posting(
+                        Account::FairValueAdjustment,
+                        &v.startup,
+                        side,
+                        delta.abs(),
+                        cur,
+                    ));
+                    split_postings(
+                        &mut postings,
+                        Account::UnrealizedGain,
+                        side.opposite(),
+                        &shares,
+                        cur,
+                    );
                 }
                 Effect::None
             }
@@ -890,17 +996,44 @@ impl State {
                 if proceeds > Decimal::ZERO {
                     postings.push(posting(Account::Cash, "", Side::Debit, proceeds, cur));
                 }
-                postings.push(posting(Account::Investments, &r.startup, Side::Credit, released, cur));
+                postings.push(posting(
+                    Account::Investments,
+                    &r.startup,
+                    Side::Credit,
+                    released,
+                    cur,
+                ));
                 if !fva_released.is_zero() {
                     // Release the unrealized gain (or loss) on the part sold.
-                    let side = if fva_released > Decimal::ZERO { Side::Credit } else { Side::Debit };
-                    let shares = self.split(fund, fva_released.abs(), &weights, "paid-in capital")?;
-                    postings.push(posting(Account::FairValueAdjustment, &r.startup, side, fva_released.abs(), cur));
-                    split_postings(&mut postings, Account::UnrealizedGain, side.opposite(), &shares, cur);
+                    let side = if fva_released > Decimal::ZERO {
+                        Side::Credit
+                    } else {
+                        Side::Debit
+                    };
+                    let shares =
+                        self.split(fund, fva_released.abs(), &weights, "paid-in capital")?;
+                    postings.push(posting(
+                        Account::FairValueAdjustment,
+                        &r.startup,
+                        side,
+                        fva_released.abs(),
+                        cur,
+                    ));
+                    split_postings(
+                        &mut postings,
+                        Account::UnrealizedGain,
+                        side.opposite(),
+                        &shares,
+                        cur,
+                    );
                 }
                 let gain = proceeds - released;
                 if !gain.is_zero() {
-                    let side = if gain > Decimal::ZERO { Side::Credit } else { Side::Debit };
+                    let side = if gain > Decimal::ZERO {
+                        Side::Credit
+                    } else {
+                        Side::Debit
+                    };
                     let shares = self.split(fund, gain.abs(), &weights, "paid-in capital")?;
                     split_postings(&mut postings, Account::RealizedGain, side, &shares, cur);
                 }
@@ -911,9 +1044,16 @@ impl State {
                 check_memo(&d.memo)?;
                 let total = self.positive(fund, &d.amount, &d.currency)?;
                 self.needs_cash(fund, total, "distribution")?;
-                let shares = self.split(fund, total, &self.paid_in_weights(fund), "paid-in capital")?;
+                let shares =
+                    self.split(fund, total, &self.paid_in_weights(fund), "paid-in capital")?;
                 let cur = fund.currency;
-                split_postings(&mut postings, Account::Distributions, Side::Debit, &shares, cur);
+                split_postings(
+                    &mut postings,
+                    Account::Distributions,
+                    Side::Debit,
+                    &shares,
+                    cur,
+                );
                 postings.push(posting(Account::Cash, "", Side::Credit, total, cur));
                 Effect::None
             }
@@ -926,7 +1066,8 @@ impl State {
                     _ => (Account::FundExpenses, "expense"),
                 };
                 self.needs_cash(fund, total, what)?;
-                let shares = self.split(fund, total, &self.commitment_weights(fund), "commitments")?;
+                let shares =
+                    self.split(fund, total, &self.commitment_weights(fund), "commitments")?;
                 let cur = fund.currency;
                 split_postings(&mut postings, account, Side::Debit, &shares, cur);
                 postings.push(posting(Account::Cash, "", Side::Credit, total, cur));
@@ -936,7 +1077,12 @@ impl State {
                 check_text("reason", &r.reason)?;
                 let (kind, original) = match lookup(r.seq)? {
                     Some(found) if r.seq < seq => found,
-                    _ => return Err(Error::rule(format!("cannot reverse entry {}: no such entry", r.seq))),
+                    _ => {
+                        return Err(Error::rule(format!(
+                            "cannot reverse entry {}: no such entry",
+                            r.seq
+                        )))
+                    }
                 };
                 if self.reversed.contains(&r.seq) {
                     return Err(Error::rule(format!("entry {} is already reversed", r.seq)));
@@ -1057,7 +1203,8 @@ impl State {
                     fund.currency.code()
                 )));
             }
-            let amount = money::parse_canonical_amount(&p.amount, fund.currency).map_err(money_error)?;
+            let amount =
+                money::parse_canonical_amount(&p.amount, fund.currency).map_err(money_error)?;
             if amount <= Decimal::ZERO {
                 return Err(Error::rule("a posting amount must be above zero"));
             }
@@ -1099,7 +1246,7 @@ impl State {
     }
 
     /// Advance the state past entry `seq`.
-    pub fn apply(&mut self, seq: u64, event: &Event, prepared: Prepared) {
+    pub fn apply(&mut self, seq: u64, prepared: Prepared) {
         self.last_seq = Some(seq);
         if let Some(fund_id) = &prepared.fund {
             if let Some(fund) = self.funds.get_mut(fund_id) {
@@ -1117,10 +1264,10 @@ impl State {
                 }
             }
         }
-        self.apply_effect(seq, event, prepared.fund.as_deref(), prepared.effect, false);
+        self.apply_effect(seq, prepared.fund.as_deref(), prepared.effect, false);
     }
 
-    fn apply_effect(&mut self, seq: u64, event: &Event, fund_id: Option<&str>, effect: Effect, undo: bool) {
+    fn apply_effect(&mut self, seq: u64, fund_id: Option<&str>, effect: Effect, undo: bool) {
         match effect {
             Effect::None => {}
             Effect::Genesis(k) | Effect::Enroll(k) => {
@@ -1151,7 +1298,11 @@ impl State {
                     }
                 }
             }
-            Effect::Contribution { call, partner, amount } => {
+            Effect::Contribution {
+                call,
+                partner,
+                amount,
+            } => {
                 if let Some(fund) = fund_id.and_then(|f| self.funds.get_mut(f)) {
                     if let Some(share) = call
                         .checked_sub(1)
@@ -1166,9 +1317,12 @@ impl State {
                     }
                 }
             }
-            Effect::Reversal { original, undo: inner } => {
+            Effect::Reversal {
+                original,
+                undo: inner,
+            } => {
                 self.reversed.insert(original);
-                self.apply_effect(seq, event, fund_id, *inner, true);
+                self.apply_effect(seq, fund_id, *inner, true);
             }
         }
     }
@@ -1185,14 +1339,16 @@ pub fn decode_public_key(text: &str) -> Result<VerifyingKey> {
     if base64::engine::general_purpose::STANDARD.encode(raw) != text {
         return Err(Error::rule("public key is not in canonical base64"));
     }
-    let key = VerifyingKey::from_bytes(&raw).map_err(|_| Error::rule("public key is not a valid Ed25519 point"))?;
+    let key = VerifyingKey::from_bytes(&raw)
+        .map_err(|_| Error::rule("public key is not a valid Ed25519 point"))?;
     crate::keys::check_public_key(&key).map_err(|e| Error::rule(e.message().to_string()))?;
     Ok(key)
 }
 
 /// Decode a hex key id.
 pub fn decode_key_id(text: &str) -> Result<KeyId> {
-    let bytes = hex::decode(text).map_err(|_| Error::rule(format!("key id {text:?} is not hex")))?;
+    let bytes =
+        hex::decode(text).map_err(|_| Error::rule(format!("key id {text:?} is not hex")))?;
     bytes
         .try_into()
         .map_err(|_| Error::rule(format!("key id {text:?} is not 32 bytes of hex")))
@@ -1213,7 +1369,14 @@ mod tests {
     #[test]
     fn dates_are_strict() {
         assert!(parse_date("2024-02-29").is_ok());
-        for bad in ["2023-02-29", "2024-2-01", "24-02-01", "2024-02-01T00:00", "+2024-02-01", ""] {
+        for bad in [
+            "2023-02-29",
+            "2024-2-01",
+            "24-02-01",
+            "2024-02-01T00:00",
+            "+2024-02-01",
+            "",
+        ] {
             assert!(parse_date(bad).is_err(), "{bad}");
         }
     }
@@ -1233,7 +1396,10 @@ mod tests {
         assert!(!k.active_at(5));
         assert!(k.active_at(6));
         k.revoked_seq = Some(9);
-        assert!(k.active_at(9), "the revoking entry itself may still be signed by it");
+        assert!(
+            k.active_at(9),
+            "the revoking entry itself may still be signed by it"
+        );
         assert!(!k.active_at(10));
     }
 }

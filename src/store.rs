@@ -24,10 +24,16 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The shipped migrations, in order. Migration N sets user_version to N.
 /// An applied migration is never edited: add a new one.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_entries",
-    include_str!("../schema/migrations/0001_entries.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_entries",
+        include_str!("../schema/migrations/0001_entries.sql"),
+    ),
+    (
+        "0002_merkle",
+        include_str!("../schema/migrations/0002_merkle.sql"),
+    ),
+];
 
 /// The bookkeeping table for migrations, created before migration 1.
 const MIGRATIONS_TABLE: &str = "
@@ -163,8 +169,7 @@ impl Store {
         } else {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
         };
-        let conn = Connection::open_with_flags(path, flags)
-            .map_err(|e| not_a_ledger(path, e))?;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| not_a_ledger(path, e))?;
         // Read before writing anything: a file that is not ours stays untouched.
         let app_id: i32 = conn
             .query_row("PRAGMA application_id", [], |r| r.get(0))
@@ -181,7 +186,13 @@ impl Store {
             path: path.to_path_buf(),
         };
         if read_only {
-            store.check_migrations()?;
+            if store.check_migrations()? < MIGRATIONS.len() {
+                return Err(Error::new(
+                    ErrorKind::NotALedger,
+                    format!("{} uses an older schema that must be upgraded first", path.display()),
+                )
+                .with_hint("run a writing command once (for example `fundledger checkpoint`) to upgrade it"));
+            }
         } else {
             store.migrate()?;
         }
@@ -193,7 +204,9 @@ impl Store {
     }
 
     fn user_version(&self) -> Result<usize> {
-        let v: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let v: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
         Ok(v.max(0) as usize)
     }
 
@@ -222,12 +235,12 @@ impl Store {
         for version in 1..=applied {
             let (name, sql) = MIGRATIONS[version - 1];
             match rows.iter().find(|r| r.0 == version as i64) {
-                None => {
-                    return Err(Error::new(
-                        ErrorKind::NotALedger,
-                        format!("applied migration {name} is missing from the ledger's migration history"),
-                    ))
-                }
+                None => return Err(Error::new(
+                    ErrorKind::NotALedger,
+                    format!(
+                        "applied migration {name} is missing from the ledger's migration history"
+                    ),
+                )),
                 Some((_, found_name, sum)) => {
                     if found_name != name || *sum != migration_checksum(sql) {
                         return Err(Error::new(
@@ -318,6 +331,47 @@ impl Store {
         Ok(stmt.query_row(params![key], |r| r.get(0))?)
     }
 
+    /// A stored perfect Merkle node, if present.
+    pub fn merkle_node(&self, level: u32, index: u64) -> Result<Option<[u8; 32]>> {
+        merkle_node(&self.conn, level, index)
+    }
+
+    /// Number of leaves in the stored Merkle tree.
+    pub fn merkle_leaf_count(&self) -> Result<u64> {
+        merkle_leaf_count(&self.conn)
+    }
+
+    /// The checkpoint history, oldest first: (tree size, signed note).
+    pub fn checkpoints(&self) -> Result<Vec<(u64, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT tree_size, note FROM checkpoints ORDER BY id")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Add a signed checkpoint to the history (append-only).
+    pub fn record_checkpoint(
+        &mut self,
+        tree_size: u64,
+        note: &str,
+        now_unix_ms: i64,
+    ) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO checkpoints (tree_size, note, recorded_at_unix_ms) VALUES (?1, ?2, ?3)",
+            params![tree_size as i64, note, now_unix_ms],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Begin an append: an IMMEDIATE transaction, so that concurrent
     /// writers (other processes too) queue up and the chain stays linear.
     pub fn begin_append(&mut self) -> Result<AppendTx<'_>> {
@@ -353,6 +407,25 @@ impl AppendTx<'_> {
         f: impl FnMut(StoredRow) -> Result<bool>,
     ) -> Result<()> {
         scan(&self.tx, from, limit, f)
+    }
+
+    pub fn merkle_node(&self, level: u32, index: u64) -> Result<Option<[u8; 32]>> {
+        merkle_node(&self.tx, level, index)
+    }
+
+    pub fn merkle_leaf_count(&self) -> Result<u64> {
+        merkle_leaf_count(&self.tx)
+    }
+
+    /// Insert perfect Merkle nodes `(level, index, hash)`.
+    pub fn insert_merkle_nodes(&self, nodes: &[(u32, u64, [u8; 32])]) -> Result<()> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("INSERT INTO merkle_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")?;
+        for (level, index, hash) in nodes {
+            stmt.execute(params![*level as i64, *index as i64, &hash[..]])?;
+        }
+        Ok(())
     }
 
     /// Insert one row. The caller has derived every column from `record`.
@@ -399,14 +472,23 @@ fn head(conn: &Connection) -> Result<Option<Head>> {
         .query_row(
             "SELECT seq, entry_hash, recorded_at_unix_ms FROM entries ORDER BY seq DESC LIMIT 1",
             [],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?)),
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            },
         )
         .optional()?;
     match row {
         None => Ok(None),
         Some((seq, hash, at)) => {
             let entry_hash: [u8; 32] = hash.try_into().map_err(|_| {
-                Error::new(ErrorKind::Store, "the head entry's stored hash is not 32 bytes")
+                Error::new(
+                    ErrorKind::Store,
+                    "the head entry's stored hash is not 32 bytes",
+                )
             })?;
             Ok(Some(Head {
                 seq: seq as u64,
@@ -417,9 +499,36 @@ fn head(conn: &Connection) -> Result<Option<Head>> {
     }
 }
 
+fn merkle_node(conn: &Connection, level: u32, index: u64) -> Result<Option<[u8; 32]>> {
+    let Ok(index) = i64::try_from(index) else {
+        return Ok(None);
+    };
+    let mut stmt =
+        conn.prepare_cached("SELECT hash FROM merkle_nodes WHERE level = ?1 AND idx = ?2")?;
+    let hash: Option<Vec<u8>> = stmt
+        .query_row(params![level as i64, index], |r| r.get(0))
+        .optional()?;
+    match hash {
+        None => Ok(None),
+        Some(h) => Ok(Some(h.try_into().map_err(|_| {
+            Error::new(ErrorKind::Store, "a stored Merkle node is not 32 bytes")
+        })?)),
+    }
+}
+
+fn merkle_leaf_count(conn: &Connection) -> Result<u64> {
+    let max: Option<i64> = conn.query_row(
+        "SELECT max(idx) FROM merkle_nodes WHERE level = 0",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(max.map_or(0, |m| m as u64 + 1))
+}
+
 fn get_row(conn: &Connection, seq: u64) -> Result<Option<StoredRow>> {
     let seq = i64::try_from(seq).map_err(|_| Error::input("sequence number too large"))?;
-    let mut stmt = conn.prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM entries WHERE seq = ?1"))?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM entries WHERE seq = ?1"))?;
     Ok(stmt.query_row(params![seq], read_row).optional()?)
 }
 
@@ -437,7 +546,9 @@ fn scan(
     mut f: impl FnMut(StoredRow) -> Result<bool>,
 ) -> Result<()> {
     let from = i64::try_from(from).unwrap_or(i64::MAX);
-    let limit = limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX)).unwrap_or(-1);
+    let limit = limit
+        .map(|l| i64::try_from(l).unwrap_or(i64::MAX))
+        .unwrap_or(-1);
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {ROW_COLUMNS} FROM entries WHERE seq >= ?1 ORDER BY seq LIMIT ?2"
     ))?;
@@ -463,7 +574,10 @@ mod tests {
             .collect();
         assert_eq!(
             sums,
-            vec!["f0d18d72f48531119df07dbe925e56f2c6d692e47a90365fd44c71a4a3e1e3f0".to_string()],
+            vec![
+                "f0d18d72f48531119df07dbe925e56f2c6d692e47a90365fd44c71a4a3e1e3f0".to_string(),
+                "b19b17601ad943aab220cfc250e7f8adb925fb271e7ddd3ac3cb141a7941bca3".to_string(),
+            ],
             "a shipped migration changed; add a new migration instead of editing one"
         );
     }
@@ -488,7 +602,10 @@ mod tests {
             .unwrap()
             .execute_batch("CREATE TABLE t(x)")
             .unwrap();
-        assert_eq!(Store::open(&other).err().unwrap().kind(), ErrorKind::NotALedger);
+        assert_eq!(
+            Store::open(&other).err().unwrap().kind(),
+            ErrorKind::NotALedger
+        );
         assert!(Store::open(&dir.path().join("missing")).is_err());
     }
 

@@ -10,10 +10,15 @@
 
 use serde::Serialize;
 
+use std::collections::BTreeMap;
+
+use crate::checkpoint::{ledger_verifiers, open_checkpoint};
 use crate::entry::{self, GENESIS_PREV_HASH};
 use crate::error::Result;
 use crate::event::Body;
 use crate::ledger::decode_row;
+use crate::merkle::{self, Hash};
+use crate::note::{Verifier, SIG_TYPE_COSIGNATURE_V1};
 use crate::state::State;
 use crate::store::{Store, StoredRow};
 
@@ -46,7 +51,78 @@ pub struct Report {
     /// Hash of the last good entry (the head when intact), hex.
     pub head_hash: Option<String>,
     pub signatures_verified: u64,
+    /// RFC 9162 root over all verified entries, recomputed from the
+    /// records (the stored tree was checked node by node against it).
+    pub root_hash: Option<String>,
+    /// Checkpoints in the ledger's history that were checked.
+    pub checkpoints_verified: u64,
+    /// Each enrolled witness' latest cosigned tree size in the history.
+    pub witnesses: Vec<WitnessStatus>,
+    /// The outcome of `--checkpoint`, when one was given.
+    pub checkpoint: Option<CheckpointStatus>,
     pub failure: Option<Failure>,
+}
+
+/// A witness' latest cosignature found in the checkpoint history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WitnessStatus {
+    pub name: String,
+    pub latest_tree_size: u64,
+    pub timestamp_unix_s: u64,
+}
+
+/// The outcome of checking the ledger against an external checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckpointStatus {
+    pub tree_size: u64,
+    /// "extends" (the ledger contains the checkpointed tree) or "failed".
+    pub status: &'static str,
+}
+
+/// What to check besides the chain.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// A signed checkpoint (C2SP note text) the ledger must extend.
+    pub checkpoint: Option<String>,
+    /// Extra keys trusted to sign checkpoints (besides the ledger's own
+    /// administrator and auditor keys).
+    pub trusted: Vec<Verifier>,
+}
+
+/// The right edge of the Merkle tree as it is rebuilt while streaming:
+/// O(log n) memory.
+#[derive(Default)]
+struct RightEdge {
+    nodes: Vec<(u32, Hash)>,
+    leaves: u64,
+}
+
+impl RightEdge {
+    /// Add a leaf; returns the perfect nodes it completes.
+    fn push(&mut self, leaf: Hash) -> Vec<(u32, u64, Hash)> {
+        let mut out = vec![(0, self.leaves, leaf)];
+        let (mut level, mut index, mut node) = (0u32, self.leaves, leaf);
+        while index & 1 == 1 {
+            let Some((_, left)) = self.nodes.pop() else {
+                break;
+            };
+            node = merkle::node_hash(&left, &node);
+            level += 1;
+            index >>= 1;
+            out.push((level, index, node));
+        }
+        self.nodes.push((level, node));
+        self.leaves += 1;
+        out
+    }
+
+    fn root(&self) -> Hash {
+        let mut iter = self.nodes.iter().rev();
+        match iter.next() {
+            None => merkle::empty_root(),
+            Some((_, last)) => iter.fold(*last, |acc, (_, left)| merkle::node_hash(left, &acc)),
+        }
+    }
 }
 
 impl Report {
@@ -75,7 +151,7 @@ fn mismatch(seq: u64, check: &str, message: &str, expected: String, found: Strin
     }
 }
 
-struct Verifier<'a> {
+struct ChainVerifier<'a> {
     store: &'a Store,
     state: State,
     expected_seq: u64,
@@ -83,17 +159,33 @@ struct Verifier<'a> {
     prev_recorded_at: i64,
     origin: Option<String>,
     signatures: u64,
+    tree: RightEdge,
+    /// Roots wanted at these tree sizes (checkpoints), filled in as the
+    /// stream passes them.
+    roots: BTreeMap<u64, Option<Hash>>,
 }
 
-impl Verifier<'_> {
+impl ChainVerifier<'_> {
     /// Check one row; Ok(Err(failure)) when the ledger is bad.
     fn check_row(&mut self, row: &StoredRow) -> Result<Result<(), Failure>> {
         let seq = self.expected_seq;
         if row.seq != seq as i64 {
             return Ok(Err(if row.seq > seq as i64 {
-                mismatch(seq, "sequence", &format!("entry {seq} is missing"), seq.to_string(), row.seq.to_string())
+                mismatch(
+                    seq,
+                    "sequence",
+                    &format!("entry {seq} is missing"),
+                    seq.to_string(),
+                    row.seq.to_string(),
+                )
             } else {
-                mismatch(seq, "sequence", "sequence numbers are out of order", seq.to_string(), row.seq.to_string())
+                mismatch(
+                    seq,
+                    "sequence",
+                    "sequence numbers are out of order",
+                    seq.to_string(),
+                    row.seq.to_string(),
+                )
             }));
         }
         let (record, body) = match decode_row(row) {
@@ -103,16 +195,36 @@ impl Verifier<'_> {
         let c = &record.content;
         let hash = c.hash();
         let checks: [(&str, bool, String, String); 6] = [
-            ("column.seq", c.seq == seq, seq.to_string(), c.seq.to_string()),
-            ("column.entry_hash", row.entry_hash == hash, hex::encode(hash), hex::encode(&row.entry_hash)),
-            ("column.prev_hash", row.prev_hash == c.prev_hash, hex::encode(c.prev_hash), hex::encode(&row.prev_hash)),
+            (
+                "column.seq",
+                c.seq == seq,
+                seq.to_string(),
+                c.seq.to_string(),
+            ),
+            (
+                "column.entry_hash",
+                row.entry_hash == hash,
+                hex::encode(hash),
+                hex::encode(&row.entry_hash),
+            ),
+            (
+                "column.prev_hash",
+                row.prev_hash == c.prev_hash,
+                hex::encode(c.prev_hash),
+                hex::encode(&row.prev_hash),
+            ),
             (
                 "column.recorded_at_unix_ms",
                 row.recorded_at_unix_ms == c.recorded_at_unix_ms,
                 c.recorded_at_unix_ms.to_string(),
                 row.recorded_at_unix_ms.to_string(),
             ),
-            ("column.kind", row.kind == c.kind, c.kind.clone(), row.kind.clone()),
+            (
+                "column.kind",
+                row.kind == c.kind,
+                c.kind.clone(),
+                row.kind.clone(),
+            ),
             (
                 "column.idempotency_key",
                 row.idempotency_key == body.idempotency_key,
@@ -125,7 +237,10 @@ impl Verifier<'_> {
                 return Ok(Err(mismatch(
                     seq,
                     check,
-                    &format!("stored column {} does not match the entry's bytes", &check[7..]),
+                    &format!(
+                        "stored column {} does not match the entry's bytes",
+                        &check[7..]
+                    ),
                     expected,
                     found,
                 )));
@@ -143,7 +258,13 @@ impl Verifier<'_> {
         match &self.origin {
             None => self.origin = Some(c.origin.clone()),
             Some(origin) if *origin != c.origin => {
-                return Ok(Err(mismatch(seq, "origin", "origin differs from the genesis entry's", origin.clone(), c.origin.clone())))
+                return Ok(Err(mismatch(
+                    seq,
+                    "origin",
+                    "origin differs from the genesis entry's",
+                    origin.clone(),
+                    c.origin.clone(),
+                )))
             }
             Some(_) => {}
         }
@@ -178,7 +299,10 @@ impl Verifier<'_> {
                 return Ok(Err(fail(
                     seq,
                     "signature",
-                    format!("signature by key {} does not verify", hex::encode(&sig.key_id[..8])),
+                    format!(
+                        "signature by key {} does not verify",
+                        hex::encode(&sig.key_id[..8])
+                    ),
                 )));
             }
             self.signatures += 1;
@@ -206,10 +330,25 @@ impl Verifier<'_> {
                 serde_json::to_string(&body.postings).unwrap_or_default(),
             )));
         }
+        for (level, index, node) in self.tree.push(merkle::leaf_hash(&row.record)) {
+            let stored = self.store.merkle_node(level, index)?;
+            if stored != Some(node) {
+                return Ok(Err(mismatch(
+                    seq,
+                    "merkle",
+                    &format!("stored Merkle node (level {level}, index {index}) does not match the records"),
+                    hex::encode(node),
+                    stored.map(hex::encode).unwrap_or_else(|| "missing".into()),
+                )));
+            }
+        }
+        if let Some(slot) = self.roots.get_mut(&self.tree.leaves) {
+            *slot = Some(self.tree.root());
+        }
         if seq == 0 {
             self.state.origin = Some(c.origin.clone());
         }
-        self.state.apply(seq, &body.event, prepared);
+        self.state.apply(seq, prepared);
         self.prev_hash = hash;
         self.prev_recorded_at = c.recorded_at_unix_ms;
         self.expected_seq += 1;
@@ -220,8 +359,30 @@ impl Verifier<'_> {
 /// Verify a whole ledger. `progress` is called with the number of entries
 /// checked so far and the total (for a progress display).
 pub fn verify(store: &Store, progress: &mut dyn FnMut(u64, u64)) -> Result<Report> {
+    verify_with(store, &Options::default(), progress)
+}
+
+/// Verify a whole ledger, and optionally that it extends a checkpoint.
+pub fn verify_with(
+    store: &Store,
+    options: &Options,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Report> {
     let total = store.count()?;
-    let mut v = Verifier {
+    let history = store.checkpoints()?;
+    let external = options.checkpoint.as_deref().and_then(|text| {
+        let (body, _) = crate::note::parse_note(text).ok()?;
+        crate::note::Checkpoint::parse_body(&body).ok()
+    });
+    let mut roots: BTreeMap<u64, Option<Hash>> =
+        history.iter().map(|(size, _)| (*size, None)).collect();
+    if let Some(cp) = &external {
+        roots.insert(cp.tree_size, None);
+    }
+    if let Some(slot) = roots.get_mut(&0) {
+        *slot = Some(merkle::empty_root());
+    }
+    let mut v = ChainVerifier {
         store,
         state: State::default(),
         expected_seq: 0,
@@ -229,34 +390,155 @@ pub fn verify(store: &Store, progress: &mut dyn FnMut(u64, u64)) -> Result<Repor
         prev_recorded_at: i64::MIN,
         origin: None,
         signatures: 0,
+        tree: RightEdge::default(),
+        roots,
     };
     let mut failure = None;
-    store.scan(0, None, |row| {
-        match v.check_row(&row)? {
-            Ok(()) => {
-                if v.expected_seq % 4096 == 0 {
-                    progress(v.expected_seq, total);
-                }
-                Ok(true)
+    store.scan(0, None, |row| match v.check_row(&row)? {
+        Ok(()) => {
+            if v.expected_seq % 4096 == 0 {
+                progress(v.expected_seq, total);
             }
-            Err(f) => {
-                failure = Some(f);
-                Ok(false)
-            }
+            Ok(true)
+        }
+        Err(f) => {
+            failure = Some(f);
+            Ok(false)
         }
     })?;
     progress(v.expected_seq, total);
     if failure.is_none() && v.expected_seq == 0 {
         failure = Some(fail(0, "genesis", "the ledger has no entries"));
     }
+    if failure.is_none() {
+        let leaves = store.merkle_leaf_count()?;
+        if leaves != v.expected_seq {
+            failure = Some(mismatch(
+                v.expected_seq.min(leaves),
+                "merkle",
+                "the stored Merkle tree does not have one leaf per entry",
+                v.expected_seq.to_string(),
+                leaves.to_string(),
+            ));
+        }
+    }
+    let mut checkpoints_verified = 0;
+    let mut witnesses: BTreeMap<String, WitnessStatus> = BTreeMap::new();
+    if failure.is_none() {
+        let verifiers = ledger_verifiers(&v.state);
+        for (size, text) in &history {
+            let seq = size.saturating_sub(1);
+            let (cp, verified) = match open_checkpoint(text, &verifiers) {
+                Ok(x) => x,
+                Err(e) => {
+                    failure = Some(fail(
+                        seq,
+                        "checkpoint_history",
+                        format!("a recorded checkpoint does not verify: {}", e.message()),
+                    ));
+                    break;
+                }
+            };
+            let expected = v.roots.get(size).copied().flatten();
+            if cp.tree_size != *size || Some(cp.root_hash) != expected {
+                failure = Some(fail(
+                    seq,
+                    "checkpoint_history",
+                    format!(
+                        "the recorded checkpoint of size {size} does not match the ledger's tree"
+                    ),
+                ));
+                break;
+            }
+            checkpoints_verified += 1;
+            for s in verified
+                .verified
+                .iter()
+                .filter(|s| s.sig_type == SIG_TYPE_COSIGNATURE_V1)
+            {
+                let ts = s.timestamp.unwrap_or_default();
+                let entry = witnesses.entry(s.name.clone()).or_insert(WitnessStatus {
+                    name: s.name.clone(),
+                    latest_tree_size: 0,
+                    timestamp_unix_s: 0,
+                });
+                if (cp.tree_size, ts) > (entry.latest_tree_size, entry.timestamp_unix_s) {
+                    entry.latest_tree_size = cp.tree_size;
+                    entry.timestamp_unix_s = ts;
+                }
+            }
+        }
+    }
+    let mut checkpoint = None;
+    if let (None, Some(text)) = (&failure, &options.checkpoint) {
+        let mut verifiers = ledger_verifiers(&v.state);
+        verifiers.extend(options.trusted.iter().cloned());
+        let (status, problem) = match open_checkpoint(text, &verifiers) {
+            Err(e) => (
+                0,
+                Some(fail(
+                    v.expected_seq,
+                    "checkpoint",
+                    format!("{} (a checkpoint signed by a key this ledger does not know may come from a newer or a different ledger)", e.message()),
+                )),
+            ),
+            Ok((cp, _)) => {
+                let origin = v.origin.clone().unwrap_or_default();
+                if cp.origin != origin {
+                    (cp.tree_size, Some(mismatch(0, "checkpoint", "the checkpoint is for another ledger", origin, cp.origin.clone())))
+                } else if cp.tree_size > v.expected_seq {
+                    (
+                        cp.tree_size,
+                        Some(mismatch(
+                            v.expected_seq,
+                            "checkpoint",
+                            "the ledger is shorter than the signed checkpoint: entries were cut off the end, or this is an older backup",
+                            format!("at least {} entries", cp.tree_size),
+                            format!("{} entries", v.expected_seq),
+                        )),
+                    )
+                } else if v.roots.get(&cp.tree_size).copied().flatten() != Some(cp.root_hash) {
+                    (
+                        cp.tree_size,
+                        Some(mismatch(
+                            cp.tree_size.saturating_sub(1),
+                            "checkpoint",
+                            "the first entries of the ledger do not have the checkpoint's root: history before the checkpoint was rewritten, or this is a fork",
+                            hex::encode(cp.root_hash),
+                            v.roots.get(&cp.tree_size).copied().flatten().map(hex::encode).unwrap_or_default(),
+                        )),
+                    )
+                } else {
+                    (cp.tree_size, None)
+                }
+            }
+        };
+        checkpoint = Some(CheckpointStatus {
+            tree_size: status,
+            status: if problem.is_none() {
+                "extends"
+            } else {
+                "failed"
+            },
+        });
+        failure = problem;
+    }
     let head_hash = (v.expected_seq > 0).then(|| hex::encode(v.prev_hash));
     Ok(Report {
         format_version: REPORT_FORMAT_VERSION,
-        status: if failure.is_none() { "intact" } else { "failed" },
+        status: if failure.is_none() {
+            "intact"
+        } else {
+            "failed"
+        },
         origin: v.origin,
         entries_verified: v.expected_seq,
         head_hash,
         signatures_verified: v.signatures,
+        root_hash: Some(hex::encode(v.tree.root())),
+        checkpoints_verified,
+        witnesses: witnesses.into_values().collect(),
+        checkpoint,
         failure,
     })
 }

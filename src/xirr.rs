@@ -199,7 +199,7 @@ impl Npv {
             };
             if let Some((a, b)) = candidate {
                 let distance = |(a, b): (f64, f64)| ((a + b) / 2.0 - x_guess).abs();
-                if best.map_or(true, |current| distance((a, b)) < distance(current)) {
+                if best.is_none_or(|current| distance((a, b)) < distance(current)) {
                     best = Some((a, b));
                 }
             }
