@@ -41,18 +41,6 @@ pub enum Command {
         #[arg(long)]
         key_name: Option<String>,
     },
-    /// Generate, enroll, revoke and list keys.
-    #[command(subcommand)]
-    Key(KeyCommand),
-    /// Record the SHA-256, size and name of an external document.
-    Attest {
-        #[arg(long)]
-        file: PathBuf,
-        #[arg(long)]
-        note: String,
-        #[command(flatten)]
-        rec: Recording,
-    },
     /// List entries.
     Log {
         #[arg(long, default_value_t = 0)]
@@ -121,6 +109,139 @@ pub enum Command {
     /// Act as an independent witness, or record witnessed checkpoints.
     #[command(subcommand)]
     Witness(WitnessCommand),
+    #[command(flatten)]
+    Event(EventCommand),
+    /// Prepare an entry for several signers: `propose <event and its options> --out FILE`.
+    Propose(ProposeArgs),
+    /// Add a signature with --key to a proposal file.
+    Cosign {
+        file: PathBuf,
+    },
+    /// Append a proposal when its signatures meet the policy in force.
+    Submit {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Trial balance: totals per account, summing to zero per currency.
+    Balances {
+        #[arg(long)]
+        fund: Option<String>,
+        #[arg(long)]
+        as_of: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Partner positions and fund performance.
+    Position {
+        #[arg(long)]
+        fund: String,
+        #[arg(long)]
+        partner: Option<String>,
+        #[arg(long)]
+        as_of: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build a realistic demo fund in DIR, verify it and summarise it.
+    Demo {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Export a fund: CSV files with a signed MANIFEST, or an hledger journal.
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// Write the regulator's report (report.html and report.md) into DIR.
+    ///
+    /// With --key (an enrolled administrator, recorder or auditor key), DIR
+    /// also gets a signed MANIFEST, so that verify-export can check it.
+    Report {
+        #[arg(long)]
+        fund: String,
+        /// A new or empty directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Only entries with an effective date on or before DATE (YYYY-MM-DD).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// Check an export or report directory against its signed MANIFEST.
+    ///
+    /// Checks the signature (against the key enrolled in --ledger, or
+    /// --trusted-key), every file's size and SHA-256, that no file is missing
+    /// or extra, and with --ledger that recomputing at the recorded ledger
+    /// state gives byte-identical files. Exit 0 good, 1 mismatch, 2 could
+    /// not run.
+    VerifyExport {
+        dir: PathBuf,
+        /// The public key (SPKI PEM) expected to have signed the MANIFEST.
+        #[arg(long)]
+        trusted_key: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProveCommand {
+    /// Prove that entry SEQ is in the tree of size N (default: all entries).
+    Inclusion {
+        seq: u64,
+        #[arg(long)]
+        size: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prove that the tree of size M extends the tree of size N.
+    Consistency {
+        #[arg(long)]
+        old: u64,
+        #[arg(long)]
+        new: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WitnessCommand {
+    /// Cosign CHECKPOINT if it is consistent with the last one this witness
+    /// cosigned for its origin (needs no ledger).
+    Cosign {
+        checkpoint: PathBuf,
+        /// The witness's state directory (last cosigned checkpoint per origin).
+        #[arg(long)]
+        state: PathBuf,
+        /// The log's public key (SPKI PEM) that signs its checkpoints.
+        #[arg(long, required = true)]
+        log_key: Vec<PathBuf>,
+        /// Consistency proof from the witness's last size (JSON).
+        #[arg(long)]
+        proof: Option<PathBuf>,
+        /// The witness's key name, as enrolled in the ledger (default: key file stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// Write the cosigned checkpoint to FILE instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Record a (cosigned) checkpoint in the ledger's checkpoint history.
+    Record { checkpoint: PathBuf },
+}
+
+/// Commands that record an entry (and key and policy management).
+#[derive(Debug, Subcommand)]
+pub enum EventCommand {
+    /// Generate, enroll, revoke and list keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Record the SHA-256, size and name of an external document.
+    Attest {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        note: String,
+        #[command(flatten)]
+        rec: Recording,
+    },
     /// Funds.
     #[command(subcommand)]
     Fund(FundCommand),
@@ -245,78 +366,33 @@ pub enum Command {
         #[command(flatten)]
         rec: Recording,
     },
-    /// Trial balance: totals per account, summing to zero per currency.
-    Balances {
-        #[arg(long)]
-        fund: Option<String>,
-        #[arg(long)]
-        as_of: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Partner positions and fund performance.
-    Position {
-        #[arg(long)]
-        fund: String,
-        #[arg(long)]
-        partner: Option<String>,
-        #[arg(long)]
-        as_of: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Build a realistic demo fund in DIR, verify it and summarise it.
-    Demo {
-        #[arg(long)]
-        out: PathBuf,
-    },
+    /// Show or set the signing policy.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ProposeArgs {
+    /// Where to write the proposal (JSON, schema/POLICY.md).
+    #[arg(long, global = true)]
+    pub out: Option<PathBuf>,
+    #[command(subcommand)]
+    pub event: EventCommand,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ProveCommand {
-    /// Prove that entry SEQ is in the tree of size N (default: all entries).
-    Inclusion {
-        seq: u64,
-        #[arg(long)]
-        size: Option<u64>,
+pub enum PolicyCommand {
+    /// Put the policy in FILE (JSON, schema/POLICY.md) in force.
+    Set {
+        file: PathBuf,
+        #[command(flatten)]
+        rec: Recording,
+    },
+    /// Show the policy in force.
+    Show {
         #[arg(long)]
         json: bool,
     },
-    /// Prove that the tree of size M extends the tree of size N.
-    Consistency {
-        #[arg(long)]
-        old: u64,
-        #[arg(long)]
-        new: Option<u64>,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum WitnessCommand {
-    /// Cosign CHECKPOINT if it is consistent with the last one this witness
-    /// cosigned for its origin (needs no ledger).
-    Cosign {
-        checkpoint: PathBuf,
-        /// The witness's state directory (last cosigned checkpoint per origin).
-        #[arg(long)]
-        state: PathBuf,
-        /// The log's public key (SPKI PEM) that signs its checkpoints.
-        #[arg(long, required = true)]
-        log_key: Vec<PathBuf>,
-        /// Consistency proof from the witness's last size (JSON).
-        #[arg(long)]
-        proof: Option<PathBuf>,
-        /// The witness's key name, as enrolled in the ledger (default: key file stem).
-        #[arg(long)]
-        name: Option<String>,
-        /// Write the cosigned checkpoint to FILE instead of stdout.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
-    /// Record a (cosigned) checkpoint in the ledger's checkpoint history.
-    Record { checkpoint: PathBuf },
 }
 
 /// Options every recording command takes.
@@ -343,6 +419,10 @@ pub enum KeyCommand {
         name: String,
         #[arg(long, default_value = "keys")]
         dir: PathBuf,
+        /// Encrypt the private key with a passphrase (FUNDLEDGER_KEY_PASSPHRASE,
+        /// or asked on the terminal).
+        #[arg(long)]
+        encrypt: bool,
     },
     /// Enroll a public key with a role.
     Enroll {
@@ -363,6 +443,18 @@ pub enum KeyCommand {
     Revoke {
         key_id: String,
         #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        rec: Recording,
+    },
+    /// Replace key OLD (a key id prefix) by NEW.pub with the same role.
+    Rotate {
+        old: String,
+        new_public_key: PathBuf,
+        /// Name recorded for the new key (default: the file's stem).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value = "scheduled key rotation")]
         reason: String,
         #[command(flatten)]
         rec: Recording,
@@ -436,5 +528,38 @@ pub enum StartupCommand {
         sector: String,
         #[command(flatten)]
         rec: Recording,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Write a fund's CSV files and a MANIFEST signed with --key into DIR
+    /// (schema/EXPORTS.md).
+    Csv {
+        #[arg(long)]
+        fund: String,
+        /// A new or empty directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Only entries with an effective date on or before DATE (YYYY-MM-DD).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Start of the period (YYYY-MM-DD): row listings begin here and
+        /// capital accounts open with the balance of the day before.
+        #[arg(long)]
+        from: Option<String>,
+        /// Excel flavour: a UTF-8 byte-order mark and CRLF line ends.
+        #[arg(long)]
+        excel: bool,
+    },
+    /// Write a fund's books as an hledger journal to FILE.
+    Hledger {
+        #[arg(long)]
+        fund: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// Only entries with an effective date on or before DATE (YYYY-MM-DD).
+        #[arg(long)]
+        as_of: Option<String>,
     },
 }

@@ -26,6 +26,9 @@ pub const FUND: &str = "gaif-1";
 struct Demo {
     ledger: Ledger,
     recorder: SigningKey,
+    /// A second recorder: the default policy wants two distinct recorders
+    /// on investments and distributions above 10,000,000.
+    recorder2: SigningKey,
     currency: Currency,
     /// Entries recorded on the same date get consecutive milliseconds.
     tick: i64,
@@ -40,11 +43,18 @@ impl Demo {
     fn record(&mut self, event: Event) -> Result<u64> {
         let at = event.date().map(date_ms).transpose()?.unwrap_or(0);
         self.tick = self.tick.max(at) + 1;
-        let key = &self.recorder;
+        let limit: Decimal = 10_000_000.into();
+        let big = matches!(event, Event::Investment(_) | Event::Distribution(_))
+            && crate::policy::event_amount(&event)
+                .and_then(|a| a.parse::<Decimal>().ok())
+                .is_some_and(|a| a > limit);
+        let both = [&self.recorder, &self.recorder2];
+        let one = [&self.recorder];
+        let signers: &[&SigningKey] = if big { &both } else { &one };
         let outcome = self.ledger.append(AppendRequest {
             event,
             idempotency_key: None,
-            signers: &[key],
+            signers,
             now_unix_ms: self.tick,
         })?;
         Ok(outcome.seq())
@@ -242,9 +252,11 @@ pub fn run(out: &Path) -> Result<String> {
     let key_dir = out.join("keys");
     let (admin_paths, _) = keys::generate(&key_dir, "administrator")?;
     let (recorder_paths, recorder_public) = keys::generate(&key_dir, "recorder")?;
+    let (recorder2_paths, recorder2_public) = keys::generate(&key_dir, "recorder-2")?;
     let (_, auditor_public) = keys::generate(&key_dir, "auditor")?;
     let admin = keys::load_signing_key(&admin_paths.private)?;
     let recorder = keys::load_signing_key(&recorder_paths.private)?;
+    let recorder2 = keys::load_signing_key(&recorder2_paths.private)?;
 
     let origin = "ledger.example.org/gulf-ai-fund";
     let mut ledger = Ledger::init(
@@ -259,6 +271,7 @@ pub fn run(out: &Path) -> Result<String> {
     };
     for (name, public, role) in [
         ("recorder", recorder_public, "recorder"),
+        ("recorder-2", recorder2_public, "recorder"),
         ("auditor", auditor_public, "auditor"),
     ] {
         ledger.append(AppendRequest {
@@ -277,6 +290,7 @@ pub fn run(out: &Path) -> Result<String> {
     let mut d = Demo {
         ledger,
         recorder,
+        recorder2,
         currency,
         tick: 0,
     };
@@ -551,5 +565,9 @@ pub fn run(out: &Path) -> Result<String> {
         ledger_path.display(),
         ledger_path.display()
     ));
+    // The exports: CSV with a MANIFEST signed by the auditor key, the
+    // regulator's report and the hledger journal (see crate::export).
+    let exporter = keys::load_signing_key(&key_dir.join("auditor.key"))?;
+    summary.push_str(&crate::export::write_demo_outputs(&ledger, FUND, out, &exporter)?);
     Ok(summary)
 }

@@ -211,6 +211,47 @@ fn utf8(bytes: &[u8], what: &str) -> Result<String> {
     String::from_utf8(bytes.to_vec()).map_err(|_| Error::format(format!("{what} is not UTF-8")))
 }
 
+fn read_content(r: &mut Reader<'_>) -> Result<Content> {
+    if r.take(16, "magic")? != ENTRY_MAGIC {
+        return Err(Error::format("record does not start with the entry magic"));
+    }
+    let version = r.take(1, "version")?[0];
+    if version != FORMAT_VERSION {
+        return Err(Error::format(format!(
+            "unknown entry format version {version} (this fundledger reads version {FORMAT_VERSION})"
+        ))
+        .with_hint("upgrade fundledger"));
+    }
+    let origin = utf8(r.text("origin", ORIGIN_LEN_MAX)?, "origin")?;
+    let seq = u64::from_be_bytes(r.array("seq")?);
+    let prev_hash = r.array("prev_hash")?;
+    let recorded_at_unix_ms = i64::from_be_bytes(r.array("recorded_at")?);
+    let kind = utf8(r.text("kind", KIND_LEN_MAX)?, "kind")?;
+    let body = r.text("body", BODY_LEN_MAX)?.to_vec();
+    let content = Content {
+        origin,
+        seq,
+        prev_hash,
+        recorded_at_unix_ms,
+        kind,
+        body,
+    };
+    content.check()?;
+    Ok(content)
+}
+
+impl Content {
+    /// Decode content bytes strictly (exactly one content, nothing after).
+    pub fn decode(bytes: &[u8]) -> Result<Content> {
+        let mut r = Reader { bytes, at: 0 };
+        let content = read_content(&mut r)?;
+        if r.at != bytes.len() {
+            return Err(Error::format("unexpected bytes after the entry content"));
+        }
+        Ok(content)
+    }
+}
+
 impl Record {
     /// The stored bytes: content, then a one-byte signature count and the
     /// signatures (key id, signature) sorted by key id.
@@ -228,31 +269,7 @@ impl Record {
     /// "What a verifier must reject" that needs no other entry is checked.
     pub fn decode(bytes: &[u8]) -> Result<Record> {
         let mut r = Reader { bytes, at: 0 };
-        if r.take(16, "magic")? != ENTRY_MAGIC {
-            return Err(Error::format("record does not start with the entry magic"));
-        }
-        let version = r.take(1, "version")?[0];
-        if version != FORMAT_VERSION {
-            return Err(Error::format(format!(
-                "unknown entry format version {version} (this fundledger reads version {FORMAT_VERSION})"
-            ))
-            .with_hint("upgrade fundledger"));
-        }
-        let origin = utf8(r.text("origin", ORIGIN_LEN_MAX)?, "origin")?;
-        let seq = u64::from_be_bytes(r.array("seq")?);
-        let prev_hash = r.array("prev_hash")?;
-        let recorded_at_unix_ms = i64::from_be_bytes(r.array("recorded_at")?);
-        let kind = utf8(r.text("kind", KIND_LEN_MAX)?, "kind")?;
-        let body = r.text("body", BODY_LEN_MAX)?.to_vec();
-        let content = Content {
-            origin,
-            seq,
-            prev_hash,
-            recorded_at_unix_ms,
-            kind,
-            body,
-        };
-        content.check()?;
+        let content = read_content(&mut r)?;
         let count = r.take(1, "signature count")?[0] as usize;
         if count == 0 || count > SIGNERS_MAX {
             return Err(Error::format(format!(

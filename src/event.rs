@@ -22,6 +22,10 @@ pub enum Event {
     KeyEnroll(KeyEnroll),
     #[serde(rename = "key.revoke")]
     KeyRevoke(KeyRevoke),
+    #[serde(rename = "key.rotate")]
+    KeyRotate(KeyRotate),
+    #[serde(rename = "policy.set")]
+    PolicySet(PolicySet),
     #[serde(rename = "attest")]
     Attest(Attest),
     #[serde(rename = "fund.create")]
@@ -59,6 +63,31 @@ pub enum Event {
 #[serde(deny_unknown_fields)]
 pub struct Genesis {
     pub key: KeyEnroll,
+    /// The signing policy in force from the start (schema/POLICY.md); the
+    /// built-in default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::policy::Policy>,
+}
+
+/// Replace a key by a new one with the same role (and partner): the new
+/// key is enrolled and the old one revoked by this entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRotate {
+    /// Hex key id of the key being replaced.
+    pub old_key_id: String,
+    /// Name of the new key.
+    pub name: String,
+    /// Standard base64 of the new raw 32-byte Ed25519 public key.
+    pub public_key: String,
+    pub reason: String,
+}
+
+/// Put a new signing policy in force from the next entry on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySet {
+    pub policy: crate::policy::Policy,
 }
 
 /// Roles a key can hold (issue "identities"): what it may sign.
@@ -313,6 +342,8 @@ impl Event {
             Event::Genesis(_) => "genesis",
             Event::KeyEnroll(_) => "key.enroll",
             Event::KeyRevoke(_) => "key.revoke",
+            Event::KeyRotate(_) => "key.rotate",
+            Event::PolicySet(_) => "policy.set",
             Event::Attest(_) => "attest",
             Event::FundCreate(_) => "fund.create",
             Event::PartnerAdd(_) => "partner.add",

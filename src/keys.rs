@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{SigningKey, VerifyingKey};
+use pkcs8::der::pem::PemLabel;
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -41,15 +42,55 @@ pub struct KeyPaths {
 /// write `DIR/NAME.key` (PKCS#8 PEM, mode 0600) and `DIR/NAME.pub` (SPKI PEM).
 /// Refuses to overwrite either file.
 pub fn generate(dir: &Path, name: &str) -> Result<(KeyPaths, VerifyingKey)> {
+    generate_with(dir, name, None)
+}
+
+/// Like [`generate`], but with `Some(passphrase)` the private key is stored
+/// encrypted (PKCS#8 PBES2: PBKDF2-HMAC-SHA256 and AES-256-CBC, which
+/// `openssl pkey` reads).
+pub fn generate_with(dir: &Path, name: &str, passphrase: Option<&str>) -> Result<(KeyPaths, VerifyingKey)> {
     check_key_name(name)?;
+    if passphrase.is_some_and(|p| p.chars().count() < PASSPHRASE_LEN_MIN) {
+        return Err(Error::key(format!(
+            "the passphrase must have at least {PASSPHRASE_LEN_MIN} characters"
+        )));
+    }
     let key = SigningKey::generate(&mut rand_core::OsRng);
-    let paths = write_key_files(dir, name, &key)?;
+    let paths = write_key_files_with(dir, name, &key, passphrase)?;
     Ok((paths, key.verifying_key()))
+}
+
+/// Shortest passphrase accepted for an encrypted key.
+pub const PASSPHRASE_LEN_MIN: usize = 8;
+/// PBKDF2-HMAC-SHA256 iterations for encrypted keys (OWASP 2023 advice).
+pub const PBKDF2_ITERATIONS: u32 = 600_000;
+/// The environment variable that holds the passphrase of an encrypted key.
+pub const PASSPHRASE_ENV: &str = "FUNDLEDGER_KEY_PASSPHRASE";
+
+fn encrypt_pem(der: &[u8], passphrase: &str) -> Result<zeroize::Zeroizing<String>> {
+    use rand_core::RngCore;
+    let mut salt = [0u8; 16];
+    let mut iv = [0u8; 16];
+    rand_core::OsRng.fill_bytes(&mut salt);
+    rand_core::OsRng.fill_bytes(&mut iv);
+    let fail = |e: &dyn std::fmt::Display| Error::key(format!("cannot encrypt the private key: {e}"));
+    let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(PBKDF2_ITERATIONS, &salt, &iv)
+        .map_err(|e| fail(&e))?;
+    let info = pkcs8::PrivateKeyInfo::try_from(der).map_err(|e| fail(&e))?;
+    let doc = info
+        .encrypt_with_params(params, passphrase.as_bytes())
+        .map_err(|e| fail(&e))?;
+    doc.to_pem(pkcs8::EncryptedPrivateKeyInfo::PEM_LABEL, LineEnding::LF)
+        .map_err(|e| fail(&e))
 }
 
 /// Write the key files for an existing key (used by `generate` and by tests
 /// that need a fixed seed).
 pub fn write_key_files(dir: &Path, name: &str, key: &SigningKey) -> Result<KeyPaths> {
+    write_key_files_with(dir, name, key, None)
+}
+
+fn write_key_files_with(dir: &Path, name: &str, key: &SigningKey, passphrase: Option<&str>) -> Result<KeyPaths> {
     check_key_name(name)?;
     fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
@@ -70,9 +111,15 @@ pub fn write_key_files(dir: &Path, name: &str, key: &SigningKey) -> Result<KeyPa
         secret_key: key.to_bytes(),
         public_key: None,
     };
-    let pem = keypair
-        .to_pkcs8_pem(LineEnding::LF)
+    let der = keypair
+        .to_pkcs8_der()
         .map_err(|e| Error::key(format!("cannot encode the private key: {e}")))?;
+    let pem = match passphrase {
+        Some(p) => encrypt_pem(der.as_bytes(), p)?,
+        None => der
+            .to_pem(pkcs8::PrivateKeyInfo::PEM_LABEL, LineEnding::LF)
+            .map_err(|e| Error::key(format!("cannot encode the private key: {e}")))?,
+    };
     write_new_file(&private, pem.as_bytes(), 0o600)?;
     let pub_pem = key
         .verifying_key()
@@ -100,9 +147,29 @@ fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
 }
 
+/// The passphrase from FUNDLEDGER_KEY_PASSPHRASE (the library never reads
+/// a terminal; the binary prompts when the variable is not set).
+pub fn passphrase_from_env() -> Result<zeroize::Zeroizing<String>> {
+    std::env::var(PASSPHRASE_ENV)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|_| {
+            Error::key("the private key is encrypted and no passphrase was given")
+                .with_hint(format!("set {PASSPHRASE_ENV} or run from a terminal to be asked"))
+        })
+}
+
 /// Load a private key, refusing a file that group or others can read or
-/// write (as ssh does).
+/// write (as ssh does). An encrypted key's passphrase comes from
+/// FUNDLEDGER_KEY_PASSPHRASE.
 pub fn load_signing_key(path: &Path) -> Result<SigningKey> {
+    load_signing_key_with(path, &passphrase_from_env)
+}
+
+/// Load a private key; `passphrase` is asked only for an encrypted key.
+pub fn load_signing_key_with(
+    path: &Path,
+    passphrase: &dyn Fn() -> Result<zeroize::Zeroizing<String>>,
+) -> Result<SigningKey> {
     let meta = fs::metadata(path).map_err(|e| {
         Error::new(
             ErrorKind::Key,
@@ -129,11 +196,15 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey> {
         fs::read(path)
             .map_err(|e| Error::io(format!("cannot read key file {}", path.display()), e))?,
     );
-    if text.contains("ENCRYPTED PRIVATE KEY") {
-        return Err(Error::key(format!(
-            "{} is an encrypted private key, which this version cannot open",
-            path.display()
-        )));
+    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        let pass = passphrase()?;
+        return SigningKey::from_pkcs8_encrypted_pem(&text, pass.as_bytes()).map_err(|_| {
+            Error::key(format!(
+                "cannot decrypt {}: wrong passphrase, or not an Ed25519 key",
+                path.display()
+            ))
+            .with_hint(format!("check the passphrase ({PASSPHRASE_ENV} or the prompt)"))
+        });
     }
     SigningKey::from_pkcs8_pem(&text).map_err(|_| {
         Error::key(format!(
@@ -215,6 +286,20 @@ mod tests {
         let err = load_signing_key(&paths.private).unwrap_err();
         assert!(err.message().contains("accessible by others"));
         assert!(err.hint().unwrap().contains("chmod 600"));
+    }
+
+    #[test]
+    fn encrypted_keys_round_trip_and_refuse_a_wrong_passphrase() {
+        let dir = tempfile::tempdir().unwrap();
+        let (paths, public) = generate_with(dir.path(), "enc", Some("correct horse")).unwrap();
+        let text = fs::read_to_string(&paths.private).unwrap();
+        assert!(text.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+        let ok = || Ok(zeroize::Zeroizing::new("correct horse".to_string()));
+        assert_eq!(load_signing_key_with(&paths.private, &ok).unwrap().verifying_key(), public);
+        let wrong = || Ok(zeroize::Zeroizing::new("battery staple".to_string()));
+        let err = load_signing_key_with(&paths.private, &wrong).unwrap_err();
+        assert!(err.message().contains("wrong passphrase"), "{err}");
+        assert!(generate_with(dir.path(), "short", Some("abc")).is_err());
     }
 
     #[test]

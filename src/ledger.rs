@@ -11,11 +11,11 @@ use std::path::Path;
 use base64::Engine;
 use ed25519_dalek::SigningKey;
 
-use crate::entry::{self, key_id, Content, Record, GENESIS_PREV_HASH};
+use crate::entry::{self, key_id, Content, EntrySignature, Record, GENESIS_PREV_HASH};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Body, Event, Genesis, KeyEnroll};
 use crate::merkle::{self, MerkleError, NodeSource};
-use crate::state::State;
+use crate::state::{Prepared, State};
 use crate::store::{AppendTx, Head, Store, StoredRow};
 
 /// What an append did.
@@ -177,6 +177,7 @@ impl Ledger {
                 role: "administrator".into(),
                 partner: None,
             },
+            policy: Some(crate::policy::Policy::default_policy()),
         });
         let result = ledger.append_with_origin(
             AppendRequest {
@@ -311,111 +312,231 @@ impl Ledger {
         request: AppendRequest<'_>,
         genesis_origin: Option<&str>,
     ) -> Result<Appended> {
-        if let Some(key) = &request.idempotency_key {
-            crate::event::check_idempotency_key(key)?;
+        let Ledger { store, state } = self;
+        let tx = store.begin_append()?;
+        let draft = match draft_entry(
+            state,
+            &tx,
+            request.event,
+            request.idempotency_key,
+            request.now_unix_ms,
+            genesis_origin,
+        )? {
+            Ok(draft) => draft,
+            Err(already) => return Ok(already),
+        };
+        // Check the signers before anything is signed.
+        let ids: Vec<_> = request.signers.iter().map(|k| key_id(&k.verifying_key())).collect();
+        state.authorize(draft.content.seq, &draft.event, &ids)?;
+        let entry_hash = draft.content.hash();
+        let signatures = request.signers.iter().map(|k| entry::sign(k, &entry_hash)).collect();
+        commit_entry(state, tx, draft, signatures)
+    }
+
+    /// Prepare an entry for several signers: check the event against the
+    /// ledger as it is now and return the exact content to sign, bound to
+    /// the next position (sequence number and previous hash). Appends nothing.
+    pub fn propose(&mut self, event: Event, idempotency_key: Option<String>, now_unix_ms: i64) -> Result<Content> {
+        let Ledger { store, state } = self;
+        let tx = store.begin_append()?;
+        match draft_entry(state, &tx, event, idempotency_key, now_unix_ms, None)? {
+            Ok(draft) => Ok(draft.content),
+            Err(Appended::AlreadyRecorded { seq }) => Err(Error::new(
+                ErrorKind::Conflict,
+                format!("this event is already recorded as entry {seq} (same idempotency key and content)"),
+            )),
+            Err(Appended::New { .. }) => Err(Error::format("a proposal cannot append")),
         }
+    }
+
+    /// Append a proposed entry with the signatures collected for it, when
+    /// they meet the policy in force. A proposal made before other entries
+    /// were appended is stale and refused.
+    pub fn submit(&mut self, content: &Content, signatures: Vec<EntrySignature>) -> Result<Appended> {
         let Ledger { store, state } = self;
         let tx = store.begin_append()?;
         catch_up(state, &tx)?;
         complete_tree(&tx)?;
         let head = tx.head()?;
-
-        if let Some(key) = &request.idempotency_key {
+        let (next, prev) = head.map_or((0, GENESIS_PREV_HASH), |h| (h.seq + 1, h.entry_hash));
+        if content.seq != next || content.prev_hash != prev {
+            return Err(Error::rule(format!(
+                "the proposal is stale: it was made for entry {} but the ledger's next entry is {next}",
+                content.seq
+            ))
+            .with_hint("propose the event again and collect the signatures anew"));
+        }
+        if Some(content.origin.as_str()) != state.origin() {
+            return Err(Error::rule("the proposal was made for another ledger (origin differs)"));
+        }
+        if head.is_some_and(|h| content.recorded_at_unix_ms < h.recorded_at_unix_ms) {
+            return Err(Error::rule("the proposal's recording time is earlier than the ledger's head"));
+        }
+        content.check()?;
+        let body = Body::decode(&content.kind, &content.body)?;
+        if let Some(key) = &body.idempotency_key {
             if let Some(row) = tx.find_idempotency_key(key)? {
-                let (record, body) = decode_row(&row)?;
-                let same = record.content.kind == request.event.kind()
-                    && body.event.canonical_bytes()? == request.event.canonical_bytes()?;
-                if same {
-                    return Ok(Appended::AlreadyRecorded {
-                        seq: record.content.seq,
-                    });
-                }
                 return Err(Error::new(
                     ErrorKind::Conflict,
-                    format!(
-                        "idempotency key {key:?} was already used by entry {} with different content",
-                        record.content.seq
-                    ),
-                )
-                .with_hint("use a new idempotency key for a different event"));
+                    format!("idempotency key {key:?} was already used by entry {}", row.seq),
+                ));
             }
         }
-
-        let seq = head.map_or(0, |h: Head| h.seq + 1);
         let lookup = lookup_in(|s| tx.get(s));
-        let prepared = state.prepare(seq, &request.event, &lookup)?;
-        let signer_ids: Vec<_> = request
-            .signers
-            .iter()
-            .map(|k| key_id(&k.verifying_key()))
-            .collect();
-        let public_keys = state.authorize(seq, &request.event, &signer_ids)?;
-
-        let origin = match (seq, genesis_origin) {
-            (0, Some(origin)) => origin.to_string(),
-            (0, None) => return Err(Error::input("an empty ledger needs `fundledger init`")),
-            _ => state.origin().unwrap_or_default().to_string(),
-        };
-        let body = Body {
-            event: request.event.clone(),
-            idempotency_key: request.idempotency_key.clone(),
-            postings: prepared.postings.clone(),
-        };
-        let content = Content {
-            origin,
-            seq,
-            prev_hash: head.map_or(GENESIS_PREV_HASH, |h| h.entry_hash),
-            recorded_at_unix_ms: head.map_or(request.now_unix_ms, |h| {
-                request.now_unix_ms.max(h.recorded_at_unix_ms)
-            }),
-            kind: request.event.kind().to_string(),
-            body: body.encode()?,
-        };
-        content.check()?;
-        let entry_hash = content.hash();
-        let signatures = request
-            .signers
-            .iter()
-            .map(|k| entry::sign(k, &entry_hash))
-            .collect();
-        let record = Record::new(content, signatures)?;
-        let bytes = record.encode();
-
-        // Check twice: what we are about to store must decode to the same
-        // record and carry valid signatures from the authorized keys.
-        let decoded = Record::decode(&bytes)?;
-        if decoded != record {
-            return Err(Error::format("encoded record does not decode to itself"));
+        let prepared = state.prepare(content.seq, &body.event, &lookup)?;
+        drop(lookup);
+        if prepared.postings != body.postings {
+            return Err(Error::rule("the proposal's postings differ from what the event books now"));
         }
-        for (sig, key) in signer_ids.iter().zip(&public_keys) {
-            let s = decoded
-                .signatures
-                .iter()
-                .find(|s| &s.key_id == sig)
-                .ok_or_else(|| Error::format("signature missing after encoding"))?;
-            if !entry::verify_signature(key, &entry_hash, s) {
-                return Err(Error::format("a fresh signature does not verify"));
+        let entry_hash = content.hash();
+        for sig in &signatures {
+            let key = state
+                .keys
+                .get(&sig.key_id)
+                .ok_or_else(|| Error::rule(format!("signing key {} is not enrolled in this ledger", hex::encode(sig.key_id))))?;
+            if !entry::verify_signature(&key.public_key, &entry_hash, sig) {
+                return Err(Error::rule(format!(
+                    "the signature by key {} does not verify: the proposal was changed after it was signed",
+                    key.name
+                )));
             }
         }
-
-        tx.insert(&StoredRow {
-            seq: seq as i64,
-            entry_hash: entry_hash.to_vec(),
-            prev_hash: record.content.prev_hash.to_vec(),
-            recorded_at_unix_ms: record.content.recorded_at_unix_ms,
-            kind: record.content.kind.clone(),
-            idempotency_key: request.idempotency_key.clone(),
-            record: bytes.clone(),
-        })?;
-        add_leaf(&tx, seq, &bytes)?;
-        drop(lookup);
-        tx.commit()?;
-        if seq == 0 {
-            state.origin = Some(record.content.origin.clone());
-        }
-        state.apply(seq, prepared);
-        Ok(Appended::New { seq, entry_hash })
+        let ids: Vec<_> = signatures.iter().map(|s| s.key_id).collect();
+        state.authorize(content.seq, &body.event, &ids)?;
+        let draft = Draft {
+            content: content.clone(),
+            event: body.event,
+            idempotency_key: body.idempotency_key,
+            prepared,
+        };
+        commit_entry(state, tx, draft, signatures)
     }
+}
+
+/// An entry ready to be signed.
+struct Draft {
+    content: Content,
+    event: Event,
+    idempotency_key: Option<String>,
+    prepared: Prepared,
+}
+
+/// Inside an append transaction: catch up, check the idempotency key, check
+/// the event and build the content. `Err(Appended)` when the same event is
+/// already recorded under the key.
+fn draft_entry(
+    state: &mut State,
+    tx: &AppendTx<'_>,
+    event: Event,
+    idempotency_key: Option<String>,
+    now_unix_ms: i64,
+    genesis_origin: Option<&str>,
+) -> Result<std::result::Result<Draft, Appended>> {
+    if let Some(key) = &idempotency_key {
+        crate::event::check_idempotency_key(key)?;
+    }
+    catch_up(state, tx)?;
+    complete_tree(tx)?;
+    let head = tx.head()?;
+    if let Some(key) = &idempotency_key {
+        if let Some(row) = tx.find_idempotency_key(key)? {
+            let (record, body) = decode_row(&row)?;
+            let same = record.content.kind == event.kind()
+                && body.event.canonical_bytes()? == event.canonical_bytes()?;
+            if same {
+                return Ok(Err(Appended::AlreadyRecorded {
+                    seq: record.content.seq,
+                }));
+            }
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "idempotency key {key:?} was already used by entry {} with different content",
+                    record.content.seq
+                ),
+            )
+            .with_hint("use a new idempotency key for a different event"));
+        }
+    }
+    let seq = head.map_or(0, |h: Head| h.seq + 1);
+    let lookup = lookup_in(|s| tx.get(s));
+    let prepared = state.prepare(seq, &event, &lookup)?;
+    let origin = match (seq, genesis_origin) {
+        (0, Some(origin)) => origin.to_string(),
+        (0, None) => return Err(Error::input("an empty ledger needs `fundledger init`")),
+        _ => state.origin().unwrap_or_default().to_string(),
+    };
+    let body = Body {
+        event: event.clone(),
+        idempotency_key: idempotency_key.clone(),
+        postings: prepared.postings.clone(),
+    };
+    let content = Content {
+        origin,
+        seq,
+        prev_hash: head.map_or(GENESIS_PREV_HASH, |h| h.entry_hash),
+        recorded_at_unix_ms: head.map_or(now_unix_ms, |h| now_unix_ms.max(h.recorded_at_unix_ms)),
+        kind: event.kind().to_string(),
+        body: body.encode()?,
+    };
+    content.check()?;
+    Ok(Ok(Draft {
+        content,
+        event,
+        idempotency_key,
+        prepared,
+    }))
+}
+
+/// Sign-checked insert: build the record, decode it again and verify every
+/// signature against the authorized keys (check twice), insert the row and
+/// its Merkle leaf, commit, then advance the state.
+fn commit_entry(
+    state: &mut State,
+    tx: AppendTx<'_>,
+    draft: Draft,
+    signatures: Vec<EntrySignature>,
+) -> Result<Appended> {
+    let Draft {
+        content,
+        event,
+        idempotency_key,
+        prepared,
+    } = draft;
+    let seq = content.seq;
+    let entry_hash = content.hash();
+    let record = Record::new(content, signatures)?;
+    let bytes = record.encode();
+    let decoded = Record::decode(&bytes)?;
+    if decoded != record {
+        return Err(Error::format("encoded record does not decode to itself"));
+    }
+    let ids: Vec<_> = decoded.signatures.iter().map(|s| s.key_id).collect();
+    let keys = state.authorize(seq, &event, &ids)?;
+    for (sig, key) in decoded.signatures.iter().zip(&keys) {
+        if !entry::verify_signature(key, &entry_hash, sig) {
+            return Err(Error::rule(format!(
+                "the signature by key {} does not verify",
+                hex::encode(&sig.key_id[..8])
+            )));
+        }
+    }
+    tx.insert(&StoredRow {
+        seq: seq as i64,
+        entry_hash: entry_hash.to_vec(),
+        prev_hash: record.content.prev_hash.to_vec(),
+        recorded_at_unix_ms: record.content.recorded_at_unix_ms,
+        kind: record.content.kind.clone(),
+        idempotency_key,
+        record: bytes.clone(),
+    })?;
+    add_leaf(&tx, seq, &bytes)?;
+    tx.commit()?;
+    if seq == 0 {
+        state.origin = Some(record.content.origin.clone());
+    }
+    state.apply(seq, prepared);
+    Ok(Appended::New { seq, entry_hash })
 }
 
 /// Bring `state` up to the head inside an append transaction.

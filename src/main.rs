@@ -12,8 +12,8 @@ use clap::Parser;
 use sha2::{Digest, Sha256};
 
 use cli::{
-    Cli, Command, FundCommand, KeyCommand, PartnerCommand, ProveCommand, Recording, StartupCommand,
-    WitnessCommand,
+    Cli, Command, EventCommand, FundCommand, KeyCommand, PartnerCommand, PolicyCommand, ProveCommand, Recording,
+    StartupCommand, WitnessCommand,
 };
 use fundledger::entry::{self, key_id};
 use fundledger::error::{Error, Result};
@@ -45,7 +45,7 @@ fn run(cli: &Cli) -> Result<u8> {
     match &cli.command {
         Command::Init { origin, key_name } => {
             let key_path = key_path(cli)?;
-            let key = keys::load_signing_key(key_path)?;
+            let key = load_key(key_path)?;
             let name = match key_name {
                 Some(n) => n.clone(),
                 None => file_stem(key_path),
@@ -59,38 +59,6 @@ fn run(cli: &Cli) -> Result<u8> {
                 &hex::encode(key_id(&key.verifying_key()))[..16]
             );
             Ok(0)
-        }
-        Command::Key(k) => key_command(cli, k),
-        Command::Attest { file, note, rec } => {
-            let mut f = std::fs::File::open(file)
-                .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
-            let mut hasher = Sha256::new();
-            let mut buf = vec![0u8; 1 << 16];
-            let mut size = 0u64;
-            loop {
-                let n = f
-                    .read(&mut buf)
-                    .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
-                if n == 0 {
-                    break;
-                }
-                size += n as u64;
-                hasher.update(&buf[..n]);
-            }
-            let file_name = file
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            record(
-                cli,
-                Event::Attest(Attest {
-                    file_name,
-                    sha256: hex::encode(hasher.finalize()),
-                    size,
-                    note: note.clone(),
-                }),
-                rec,
-            )
         }
         Command::Log { from, limit, json } => log(cli, *from, *limit, *json),
         Command::Show {
@@ -175,7 +143,7 @@ fn run(cli: &Cli) -> Result<u8> {
             Ok(if report.is_intact() { 0 } else { 1 })
         }
         Command::Checkpoint { out } => {
-            let key = keys::load_signing_key(key_path(cli)?)?;
+            let key = load_key(key_path(cli)?)?;
             let mut ledger = Ledger::open(&cli.ledger)?;
             let (cp, note) = fundledger::checkpoint::sign_checkpoint(&ledger, &key)?;
             ledger.record_checkpoint(cp.tree_size, &note, now_unix_ms())?;
@@ -263,7 +231,7 @@ fn run(cli: &Cli) -> Result<u8> {
             out,
         }) => {
             let key_file = key_path(cli)?;
-            let key = keys::load_signing_key(key_file)?;
+            let key = load_key(key_file)?;
             let log_keys = log_key
                 .iter()
                 .map(|p| keys::load_public_key(p))
@@ -300,221 +268,40 @@ fn run(cli: &Cli) -> Result<u8> {
             );
             Ok(0)
         }
-        Command::Fund(FundCommand::Create {
-            id,
-            name,
-            currency,
-            jurisdiction,
-            vintage,
-            fee_rate,
-            fee_basis,
-            rec,
-        }) => record(
-            cli,
-            Event::FundCreate(FundCreate {
-                fund: id.clone(),
-                name: name.clone(),
-                currency: currency.clone(),
-                jurisdiction: jurisdiction.clone(),
-                vintage: *vintage,
-                management_fee_rate: fee_rate.clone(),
-                management_fee_basis: fee_basis.clone(),
-                date: required_date(&rec.date)?,
-            }),
-            rec,
-        ),
-        Command::Partner(PartnerCommand::Add {
-            id,
-            name,
-            partner_type,
-            country,
-            lei,
-            rec,
-        }) => record(
-            cli,
-            Event::PartnerAdd(PartnerAdd {
-                partner: id.clone(),
-                legal_name: name.clone(),
-                partner_type: partner_type.clone(),
-                country: country.clone(),
-                lei: lei.clone(),
-                date: required_date(&rec.date)?,
-            }),
-            rec,
-        ),
-        Command::Startup(StartupCommand::Add {
-            id,
-            name,
-            country,
-            sector,
-            rec,
-        }) => record(
-            cli,
-            Event::StartupAdd(StartupAdd {
-                startup: id.clone(),
-                name: name.clone(),
-                country: country.clone(),
-                sector: sector.clone(),
-                date: required_date(&rec.date)?,
-            }),
-            rec,
-        ),
-        Command::Commit {
-            fund,
-            partner,
-            amount,
-            reduce,
-            rec,
-        } => {
-            let (amount, currency) = amount_with_currency(amount)?;
-            let body = FundAmount {
-                fund: fund.clone(),
-                partner: partner.clone(),
-                amount,
-                currency: currency.code().into(),
-                date: required_date(&rec.date)?,
-                memo: rec.memo.clone(),
-            };
-            let event = if *reduce {
-                Event::CommitmentReduce(body)
-            } else {
-                Event::Commitment(body)
-            };
-            record(cli, event, rec)
+        Command::Event(ev) => event_command(cli, ev, None),
+        Command::Propose(p) => {
+            let out = p
+                .out
+                .as_deref()
+                .ok_or_else(|| Error::input("propose needs --out FILE"))?;
+            event_command(cli, &p.event, Some(out))
         }
-        Command::Call {
-            fund,
-            amount,
-            purpose,
-            due_date,
-            rec,
-        } => {
-            let (amount, currency) = amount_with_currency(amount)?;
-            let due = required_date(&Some(due_date.clone()))?;
-            record(
-                cli,
-                Event::Call(Call {
-                    fund: fund.clone(),
-                    amount,
-                    currency: currency.code().into(),
-                    purpose: purpose.clone(),
-                    date: required_date(&rec.date)?,
-                    due_date: due,
-                    memo: rec.memo.clone(),
-                }),
-                rec,
-            )
-        }
-        Command::Contribute {
-            fund,
-            partner,
-            call,
-            amount,
-            rec,
-        } => {
-            let (amount, currency) = amount_with_currency(amount)?;
-            record(
-                cli,
-                Event::Contribution(Contribution {
-                    fund: fund.clone(),
-                    partner: partner.clone(),
-                    call: *call,
-                    amount,
-                    currency: currency.code().into(),
-                    date: required_date(&rec.date)?,
-                    memo: rec.memo.clone(),
-                }),
-                rec,
-            )
-        }
-        Command::Invest {
-            fund,
-            startup,
-            amount,
-            rec,
-        } => {
-            let (amount, currency) = amount_with_currency(amount)?;
-            record(
-                cli,
-                Event::Investment(StartupAmount {
-                    fund: fund.clone(),
-                    startup: startup.clone(),
-                    amount,
-                    currency: currency.code().into(),
-                    date: required_date(&rec.date)?,
-                    memo: rec.memo.clone(),
-                }),
-                rec,
-            )
-        }
-        Command::Value {
-            fund,
-            startup,
-            fair_value,
-            rec,
-        } => {
-            let (fair_value, currency) = amount_with_currency(fair_value)?;
-            record(
-                cli,
-                Event::Valuation(Valuation {
-                    fund: fund.clone(),
-                    startup: startup.clone(),
-                    fair_value,
-                    currency: currency.code().into(),
-                    date: required_date(&rec.date)?,
-                    memo: rec.memo.clone(),
-                }),
-                rec,
-            )
-        }
-        Command::Realize {
-            fund,
-            startup,
-            proceeds,
-            cost,
-            rec,
-        } => {
-            let (proceeds, currency) = amount_with_currency(proceeds)?;
-            let (cost, cost_currency) = amount_with_currency(cost)?;
-            if cost_currency != currency {
-                return Err(Error::input(
-                    "--proceeds and --cost must be in the same currency",
-                ));
+        Command::Cosign { file } => {
+            let key = load_key(key_path(cli)?)?;
+            let text = read_text(file)?;
+            let mut proposal = fundledger::proposal::Proposal::parse(&text)?;
+            // Check the signatures already there when the ledger is at hand.
+            if let Ok(ledger) = Ledger::open_read_only(&cli.ledger) {
+                proposal.check_signatures(ledger.state())?;
             }
-            record(
-                cli,
-                Event::Realization(Realization {
-                    fund: fund.clone(),
-                    startup: startup.clone(),
-                    proceeds,
-                    cost_released: cost,
-                    currency: currency.code().into(),
-                    date: required_date(&rec.date)?,
-                    memo: rec.memo.clone(),
-                }),
-                rec,
-            )
+            proposal.sign(&key)?;
+            std::fs::write(file, proposal.to_json()?)
+                .map_err(|e| Error::io(format!("cannot write {}", file.display()), e))?;
+            println!(
+                "added a signature by key {} to {} ({} signatures)",
+                &hex::encode(key_id(&key.verifying_key()))[..16],
+                file.display(),
+                proposal.signatures.len()
+            );
+            Ok(0)
         }
-        Command::Distribute { fund, amount, rec } => record(
-            cli,
-            Event::Distribution(fund_total(fund, amount, rec)?),
-            rec,
-        ),
-        Command::Fee { fund, amount, rec } => {
-            record(cli, Event::Fee(fund_total(fund, amount, rec)?), rec)
+        Command::Submit { file, json } => {
+            let proposal = fundledger::proposal::Proposal::parse(&read_text(file)?)?;
+            let mut ledger = Ledger::open(&cli.ledger)?;
+            let outcome = ledger.submit(&proposal.content, proposal.signatures.clone())?;
+            report_outcome(&outcome, &proposal.content.kind, *json);
+            Ok(0)
         }
-        Command::Expense { fund, amount, rec } => {
-            record(cli, Event::Expense(fund_total(fund, amount, rec)?), rec)
-        }
-        Command::Reverse { seq, reason, rec } => record(
-            cli,
-            Event::Reversal(Reversal {
-                seq: *seq,
-                reason: reason.clone(),
-                date: required_date(&rec.date)?,
-            }),
-            rec,
-        ),
         Command::Balances { fund, as_of, json } => {
             let as_of = optional_date(as_of)?;
             let ledger = Ledger::open_read_only(&cli.ledger)?;
@@ -564,6 +351,298 @@ fn run(cli: &Cli) -> Result<u8> {
             print!("{summary}");
             Ok(0)
         }
+        Command::Export(command) => export_command(cli, command),
+        Command::Report { fund, out, as_of } => report_command(cli, fund, out, as_of),
+        Command::VerifyExport { dir, trusted_key } => verify_export_command(cli, dir, trusted_key.as_deref()),
+    }
+}
+
+fn event_command(cli: &Cli, ev: &EventCommand, propose: Option<&Path>) -> Result<u8> {
+    match ev {
+        EventCommand::Key(k) => key_command(cli, k, propose),
+        EventCommand::Attest { file, note, rec } => {
+            let mut f = std::fs::File::open(file)
+                .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0u8; 1 << 16];
+            let mut size = 0u64;
+            loop {
+                let n = f
+                    .read(&mut buf)
+                    .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
+                if n == 0 {
+                    break;
+                }
+                size += n as u64;
+                hasher.update(&buf[..n]);
+            }
+            let file_name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            record(cli, propose,
+                Event::Attest(Attest {
+                    file_name,
+                    sha256: hex::encode(hasher.finalize()),
+                    size,
+                    note: note.clone(),
+                }),
+                rec,
+            )
+        }
+        EventCommand::Fund(FundCommand::Create {
+            id,
+            name,
+            currency,
+            jurisdiction,
+            vintage,
+            fee_rate,
+            fee_basis,
+            rec,
+        }) => record(cli, propose,
+            Event::FundCreate(FundCreate {
+                fund: id.clone(),
+                name: name.clone(),
+                currency: currency.clone(),
+                jurisdiction: jurisdiction.clone(),
+                vintage: *vintage,
+                management_fee_rate: fee_rate.clone(),
+                management_fee_basis: fee_basis.clone(),
+                date: required_date(&rec.date)?,
+            }),
+            rec,
+        ),
+        EventCommand::Partner(PartnerCommand::Add {
+            id,
+            name,
+            partner_type,
+            country,
+            lei,
+            rec,
+        }) => record(cli, propose,
+            Event::PartnerAdd(PartnerAdd {
+                partner: id.clone(),
+                legal_name: name.clone(),
+                partner_type: partner_type.clone(),
+                country: country.clone(),
+                lei: lei.clone(),
+                date: required_date(&rec.date)?,
+            }),
+            rec,
+        ),
+        EventCommand::Startup(StartupCommand::Add {
+            id,
+            name,
+            country,
+            sector,
+            rec,
+        }) => record(cli, propose,
+            Event::StartupAdd(StartupAdd {
+                startup: id.clone(),
+                name: name.clone(),
+                country: country.clone(),
+                sector: sector.clone(),
+                date: required_date(&rec.date)?,
+            }),
+            rec,
+        ),
+        EventCommand::Commit {
+            fund,
+            partner,
+            amount,
+            reduce,
+            rec,
+        } => {
+            let (amount, currency) = amount_with_currency(amount)?;
+            let body = FundAmount {
+                fund: fund.clone(),
+                partner: partner.clone(),
+                amount,
+                currency: currency.code().into(),
+                date: required_date(&rec.date)?,
+                memo: rec.memo.clone(),
+            };
+            let event = if *reduce {
+                Event::CommitmentReduce(body)
+            } else {
+                Event::Commitment(body)
+            };
+            record(cli, propose, event, rec)
+        }
+        EventCommand::Call {
+            fund,
+            amount,
+            purpose,
+            due_date,
+            rec,
+        } => {
+            let (amount, currency) = amount_with_currency(amount)?;
+            let due = required_date(&Some(due_date.clone()))?;
+            record(cli, propose,
+                Event::Call(Call {
+                    fund: fund.clone(),
+                    amount,
+                    currency: currency.code().into(),
+                    purpose: purpose.clone(),
+                    date: required_date(&rec.date)?,
+                    due_date: due,
+                    memo: rec.memo.clone(),
+                }),
+                rec,
+            )
+        }
+        EventCommand::Contribute {
+            fund,
+            partner,
+            call,
+            amount,
+            rec,
+        } => {
+            let (amount, currency) = amount_with_currency(amount)?;
+            record(cli, propose,
+                Event::Contribution(Contribution {
+                    fund: fund.clone(),
+                    partner: partner.clone(),
+                    call: *call,
+                    amount,
+                    currency: currency.code().into(),
+                    date: required_date(&rec.date)?,
+                    memo: rec.memo.clone(),
+                }),
+                rec,
+            )
+        }
+        EventCommand::Invest {
+            fund,
+            startup,
+            amount,
+            rec,
+        } => {
+            let (amount, currency) = amount_with_currency(amount)?;
+            record(cli, propose,
+                Event::Investment(StartupAmount {
+                    fund: fund.clone(),
+                    startup: startup.clone(),
+                    amount,
+                    currency: currency.code().into(),
+                    date: required_date(&rec.date)?,
+                    memo: rec.memo.clone(),
+                }),
+                rec,
+            )
+        }
+        EventCommand::Value {
+            fund,
+            startup,
+            fair_value,
+            rec,
+        } => {
+            let (fair_value, currency) = amount_with_currency(fair_value)?;
+            record(cli, propose,
+                Event::Valuation(Valuation {
+                    fund: fund.clone(),
+                    startup: startup.clone(),
+                    fair_value,
+                    currency: currency.code().into(),
+                    date: required_date(&rec.date)?,
+                    memo: rec.memo.clone(),
+                }),
+                rec,
+            )
+        }
+        EventCommand::Realize {
+            fund,
+            startup,
+            proceeds,
+            cost,
+            rec,
+        } => {
+            let (proceeds, currency) = amount_with_currency(proceeds)?;
+            let (cost, cost_currency) = amount_with_currency(cost)?;
+            if cost_currency != currency {
+                return Err(Error::input(
+                    "--proceeds and --cost must be in the same currency",
+                ));
+            }
+            record(cli, propose,
+                Event::Realization(Realization {
+                    fund: fund.clone(),
+                    startup: startup.clone(),
+                    proceeds,
+                    cost_released: cost,
+                    currency: currency.code().into(),
+                    date: required_date(&rec.date)?,
+                    memo: rec.memo.clone(),
+                }),
+                rec,
+            )
+        }
+        EventCommand::Distribute { fund, amount, rec } => record(cli, propose,
+            Event::Distribution(fund_total(fund, amount, rec)?),
+            rec,
+        ),
+        EventCommand::Fee { fund, amount, rec } => {
+            record(cli, propose, Event::Fee(fund_total(fund, amount, rec)?), rec)
+        }
+        EventCommand::Expense { fund, amount, rec } => {
+            record(cli, propose, Event::Expense(fund_total(fund, amount, rec)?), rec)
+        }
+        EventCommand::Reverse { seq, reason, rec } => record(cli, propose,
+            Event::Reversal(Reversal {
+                seq: *seq,
+                reason: reason.clone(),
+                date: required_date(&rec.date)?,
+            }),
+            rec,
+        ),
+        EventCommand::Policy(PolicyCommand::Set { file, rec }) => {
+            let text = read_text(file)?;
+            let policy: fundledger::policy::Policy = serde_json::from_str(&text).map_err(|e| {
+                Error::input(format!("{} is not a policy: {e}", file.display()))
+                    .with_hint("see schema/POLICY.md; `fundledger policy show --json` prints the policy in force")
+            })?;
+            policy
+                .validate()
+                .map_err(|e| Error::input(e.message().to_string()))?;
+            record(cli, propose, Event::PolicySet(PolicySet { policy }), rec)
+        }
+        EventCommand::Policy(PolicyCommand::Show { json }) => {
+            if propose.is_some() {
+                return Err(Error::input("`policy show` records nothing and cannot be proposed"));
+            }
+            let ledger = Ledger::open_read_only(&cli.ledger)?;
+            let state = ledger.state();
+            if *json {
+                print_json(&serde_json::json!({
+                    "format_version": 1,
+                    "in_force_since_seq": state.policy_seq,
+                    "policy": state.policy,
+                }));
+            } else {
+                match state.policy_seq {
+                    Some(seq) => println!("policy in force since entry {seq}:"),
+                    None => println!("built-in default policy (schema/POLICY.md):"),
+                }
+                let mut rows = vec![["kinds", "roles", "signers", "above", "partner key"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()];
+                for r in &state.policy.rules {
+                    rows.push(vec![
+                        r.kinds.join(","),
+                        r.roles.join(","),
+                        r.signers.to_string(),
+                        r.above
+                            .as_ref()
+                            .map(|t| format!("{} -> {}", t.amount, t.signers))
+                            .unwrap_or_else(|| "-".into()),
+                        r.partner_key.clone().unwrap_or_else(|| "-".into()),
+                    ]);
+                }
+                print!("{}", query::render_table(&rows, 5));
+            }
+            Ok(0)
+        }
     }
 }
 
@@ -594,6 +673,36 @@ fn fund_total(fund: &str, amount: &str, rec: &Recording) -> Result<FundTotal> {
     })
 }
 
+/// Load a private key; an encrypted key's passphrase comes from
+/// FUNDLEDGER_KEY_PASSPHRASE, or is asked on the terminal.
+fn load_key(path: &Path) -> Result<ed25519_dalek::SigningKey> {
+    keys::load_signing_key_with(path, &|| {
+        if std::env::var_os(keys::PASSPHRASE_ENV).is_some() || !std::io::stdin().is_terminal() {
+            return keys::passphrase_from_env();
+        }
+        rpassword::prompt_password(format!("passphrase for {}: ", path.display()))
+            .map(zeroize::Zeroizing::new)
+            .map_err(|e| Error::io("cannot read the passphrase", e))
+    })
+}
+
+/// A new passphrase: from FUNDLEDGER_KEY_PASSPHRASE, or asked twice.
+fn new_passphrase() -> Result<zeroize::Zeroizing<String>> {
+    if std::env::var_os(keys::PASSPHRASE_ENV).is_some() || !std::io::stdin().is_terminal() {
+        return keys::passphrase_from_env();
+    }
+    let first = zeroize::Zeroizing::new(
+        rpassword::prompt_password("new passphrase: ").map_err(|e| Error::io("cannot read the passphrase", e))?,
+    );
+    let second = zeroize::Zeroizing::new(
+        rpassword::prompt_password("repeat passphrase: ").map_err(|e| Error::io("cannot read the passphrase", e))?,
+    );
+    if first != second {
+        return Err(Error::key("the two passphrases differ"));
+    }
+    Ok(first)
+}
+
 fn key_path(cli: &Cli) -> Result<&Path> {
     cli.key.as_deref().ok_or_else(|| {
         Error::key("this command signs an entry and needs a private key")
@@ -614,19 +723,44 @@ fn print_json<T: serde::Serialize>(value: &T) {
     }
 }
 
-/// Append one event signed by --key and report what happened.
-fn record(cli: &Cli, event: Event, rec: &Recording) -> Result<u8> {
-    let key = keys::load_signing_key(key_path(cli)?)?;
-    let mut ledger = Ledger::open(&cli.ledger)?;
+/// Append one event signed by --key and report what happened; or, with
+/// `propose`, write a proposal file for several signers instead.
+fn record(cli: &Cli, propose: Option<&Path>, event: Event, rec: &Recording) -> Result<u8> {
     let kind = event.kind();
+    if let Some(out) = propose {
+        let mut ledger = Ledger::open(&cli.ledger)?;
+        let content = ledger.propose(event, rec.idempotency_key.clone(), now_unix_ms())?;
+        let mut proposal = fundledger::proposal::Proposal::new(content);
+        // The proposer signs too when it has a key.
+        if let Some(path) = &cli.key {
+            proposal.sign(&load_key(path)?)?;
+        }
+        fundledger::proposal::write_new(out, &proposal.to_json()?)?;
+        println!(
+            "wrote proposal for entry {} ({kind}) to {} with {} signature(s); collect more with `fundledger cosign {}`, then `fundledger submit {}`",
+            proposal.content.seq,
+            out.display(),
+            proposal.signatures.len(),
+            out.display(),
+            out.display()
+        );
+        return Ok(0);
+    }
+    let key = load_key(key_path(cli)?)?;
+    let mut ledger = Ledger::open(&cli.ledger)?;
     let outcome = ledger.append(AppendRequest {
         event,
         idempotency_key: rec.idempotency_key.clone(),
         signers: &[&key],
         now_unix_ms: now_unix_ms(),
     })?;
-    if rec.json {
-        let value = match &outcome {
+    report_outcome(&outcome, kind, rec.json);
+    Ok(0)
+}
+
+fn report_outcome(outcome: &Appended, kind: &str, json: bool) {
+    if json {
+        let value = match outcome {
             Appended::New { seq, entry_hash } => serde_json::json!({
                 "format_version": 1, "status": "appended", "seq": seq, "kind": kind,
                 "entry_hash": hex::encode(entry_hash)
@@ -637,7 +771,7 @@ fn record(cli: &Cli, event: Event, rec: &Recording) -> Result<u8> {
         };
         print_json(&value);
     } else {
-        match &outcome {
+        match outcome {
             Appended::New { seq, entry_hash } => {
                 println!("appended entry {seq} ({kind}) {}", hex::encode(entry_hash))
             }
@@ -646,13 +780,42 @@ fn record(cli: &Cli, event: Event, rec: &Recording) -> Result<u8> {
             ),
         }
     }
-    Ok(0)
 }
 
-fn key_command(cli: &Cli, command: &KeyCommand) -> Result<u8> {
+fn key_command(cli: &Cli, command: &KeyCommand, propose: Option<&Path>) -> Result<u8> {
     match command {
-        KeyCommand::Generate { name, dir } => {
-            let (paths, public) = keys::generate(dir, name)?;
+        KeyCommand::Generate { .. } | KeyCommand::List { .. } if propose.is_some() => {
+            Err(Error::input("only commands that record an entry can be proposed"))
+        }
+        KeyCommand::Rotate {
+            old,
+            new_public_key,
+            name,
+            reason,
+            rec,
+        } => {
+            let key = keys::load_public_key(new_public_key)?;
+            let name = name.clone().unwrap_or_else(|| file_stem(new_public_key));
+            let old_key_id = {
+                let ledger = Ledger::open_read_only(&cli.ledger)?;
+                resolve_key_id(ledger.state(), old)?
+            };
+            use base64::Engine;
+            record(
+                cli,
+                propose,
+                Event::KeyRotate(KeyRotate {
+                    old_key_id,
+                    name,
+                    public_key: base64::engine::general_purpose::STANDARD.encode(key.as_bytes()),
+                    reason: reason.clone(),
+                }),
+                rec,
+            )
+        }
+        KeyCommand::Generate { name, dir, encrypt } => {
+            let passphrase = if *encrypt { Some(new_passphrase()?) } else { None };
+            let (paths, public) = keys::generate_with(dir, name, passphrase.as_deref().map(|p| p.as_str()))?;
             println!(
                 "wrote {} (private, mode 0600) and {}; key id {}",
                 paths.private.display(),
@@ -671,8 +834,7 @@ fn key_command(cli: &Cli, command: &KeyCommand) -> Result<u8> {
             let key = keys::load_public_key(public_key)?;
             let name = name.clone().unwrap_or_else(|| file_stem(public_key));
             use base64::Engine;
-            record(
-                cli,
+            record(cli, propose,
                 Event::KeyEnroll(KeyEnroll {
                     name,
                     public_key: base64::engine::general_purpose::STANDARD.encode(key.as_bytes()),
@@ -687,32 +849,11 @@ fn key_command(cli: &Cli, command: &KeyCommand) -> Result<u8> {
             reason,
             rec,
         } => {
-            let ledger = Ledger::open_read_only(&cli.ledger)?;
-            let prefix = key_id.to_ascii_lowercase();
-            let matches: Vec<String> = ledger
-                .state()
-                .keys
-                .keys()
-                .map(hex::encode)
-                .filter(|k| k.starts_with(&prefix))
-                .collect();
-            let full = match matches.as_slice() {
-                [one] if prefix.len() >= 8 => one.clone(),
-                [] => {
-                    return Err(
-                        Error::input(format!("no enrolled key id starts with {key_id:?}"))
-                            .with_hint("see `fundledger key list`"),
-                    )
-                }
-                _ => {
-                    return Err(Error::input(format!(
-                        "key id {key_id:?} is ambiguous or shorter than 8 hex digits"
-                    )))
-                }
+            let full = {
+                let ledger = Ledger::open_read_only(&cli.ledger)?;
+                resolve_key_id(ledger.state(), key_id)?
             };
-            drop(ledger);
-            record(
-                cli,
+            record(cli, propose,
                 Event::KeyRevoke(KeyRevoke {
                     key_id: full,
                     reason: reason.clone(),
@@ -772,6 +913,26 @@ fn key_command(cli: &Cli, command: &KeyCommand) -> Result<u8> {
     }
 }
 
+/// The full hex key id of the enrolled key whose id starts with `prefix`
+/// (at least 8 hex digits, unambiguous).
+fn resolve_key_id(state: &fundledger::state::State, prefix: &str) -> Result<String> {
+    let prefix = prefix.to_ascii_lowercase();
+    let matches: Vec<String> = state
+        .keys
+        .keys()
+        .map(hex::encode)
+        .filter(|k| k.starts_with(&prefix))
+        .collect();
+    match matches.as_slice() {
+        [one] if prefix.len() >= 8 => Ok(one.clone()),
+        [] => Err(Error::input(format!("no enrolled key id starts with {prefix:?}"))
+            .with_hint("see `fundledger key list`")),
+        _ => Err(Error::input(format!(
+            "key id {prefix:?} is ambiguous or shorter than 8 hex digits"
+        ))),
+    }
+}
+
 fn format_time(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .ok()
@@ -827,6 +988,13 @@ fn summary(event: &Event) -> String {
         Event::Genesis(g) => format!("administrator {}", g.key.name),
         Event::KeyEnroll(k) => format!("{} as {}", k.name, k.role),
         Event::KeyRevoke(k) => format!("{}: {}", &k.key_id[..16.min(k.key_id.len())], k.reason),
+        Event::KeyRotate(k) => format!(
+            "{} replaces {}: {}",
+            k.name,
+            &k.old_key_id[..16.min(k.old_key_id.len())],
+            k.reason
+        ),
+        Event::PolicySet(p) => format!("{} rules", p.policy.rules.len()),
         Event::Attest(a) => format!("{} ({} bytes) {}", a.file_name, a.size, a.note),
         Event::FundCreate(f) => format!("{} {} {}", f.fund, f.currency, f.name),
         Event::PartnerAdd(p) => format!("{} {} {}", p.partner, p.partner_type, p.legal_name),
@@ -926,4 +1094,110 @@ fn show(
         }
     }
     Ok(0)
+}
+
+/// `export csv` and `export hledger`.
+fn export_command(cli: &Cli, command: &cli::ExportCommand) -> Result<u8> {
+    use fundledger::export;
+    match command {
+        cli::ExportCommand::Csv {
+            fund,
+            out,
+            as_of,
+            from,
+            excel,
+        } => {
+            let key = load_key(cli.key.as_deref().ok_or_else(|| {
+                Error::key("export csv signs its MANIFEST and needs a private key")
+                    .with_hint("pass --key PATH (an enrolled administrator, recorder or auditor key)")
+            })?)?;
+            let options = export::CsvOptions {
+                as_of: optional_date(as_of)?,
+                from: optional_date(from)?,
+                excel: *excel,
+            };
+            let ledger = Ledger::open_read_only(&cli.ledger)?;
+            let written = export::export_csv(&ledger, fund, options, &key, out)?;
+            println!(
+                "wrote {} CSV files and a signed MANIFEST to {} (ledger state: tree size {}, root {})",
+                written.files.len(),
+                written.dir.display(),
+                written.state.tree_size,
+                hex::encode(written.state.root_hash)
+            );
+            Ok(0)
+        }
+        cli::ExportCommand::Hledger { fund, out, as_of } => {
+            let ledger = Ledger::open_read_only(&cli.ledger)?;
+            let count = fundledger::hledger::write_journal(&ledger, fund, optional_date(as_of)?, out)?;
+            println!("wrote {} ({count} transactions)", out.display());
+            Ok(0)
+        }
+    }
+}
+
+/// `report`: signed when --key is given.
+fn report_command(cli: &Cli, fund: &str, out: &Path, as_of: &Option<String>) -> Result<u8> {
+    let key = cli.key.as_deref().map(keys::load_signing_key).transpose()?;
+    let ledger = Ledger::open_read_only(&cli.ledger)?;
+    let html = fundledger::report::write_report(&ledger, fund, optional_date(as_of)?, key.as_ref(), out)?;
+    println!(
+        "wrote {} and {}{}",
+        html.display(),
+        out.join(fundledger::report::REPORT_MARKDOWN).display(),
+        if key.is_some() { " with a signed MANIFEST" } else { "" }
+    );
+    Ok(0)
+}
+
+/// Whether --ledger (or FUNDLEDGER_LEDGER) was given, rather than defaulted.
+fn ledger_given() -> bool {
+    use clap::CommandFactory;
+    Cli::command()
+        .try_get_matches_from(std::env::args_os())
+        .ok()
+        .and_then(|m| m.value_source("ledger"))
+        .is_some_and(|source| source != clap::parser::ValueSource::DefaultValue)
+}
+
+/// `verify-export DIR`: exit 0 good, 1 mismatch, 2 could not run.
+fn verify_export_command(cli: &Cli, dir: &Path, trusted_key: Option<&Path>) -> Result<u8> {
+    use fundledger::export;
+    let trusted = trusted_key.map(keys::load_public_key).transpose()?;
+    let ledger = if ledger_given() {
+        Some(Ledger::open_read_only(&cli.ledger)?)
+    } else {
+        None
+    };
+    let check = export::verify_export(
+        dir,
+        &export::TrustAnchors {
+            ledger: ledger.as_ref(),
+            trusted_key: trusted.as_ref(),
+        },
+    )?;
+    if let Some(m) = &check.manifest {
+        println!(
+            "{}: {} export of fund {} (as of {}) from {} at tree size {}",
+            dir.display(),
+            m.kind.as_str(),
+            m.fund,
+            m.as_of.map(|d| d.to_string()).unwrap_or_else(|| "latest".into()),
+            m.origin,
+            m.tree_size
+        );
+    }
+    for passed in &check.passed {
+        println!("  ok        {passed}");
+    }
+    for f in &check.findings {
+        println!("  MISMATCH  {}: {}", f.file, f.problem);
+    }
+    if check.is_good() {
+        println!("good: the export is exactly what the MANIFEST and its signer say");
+        Ok(0)
+    } else {
+        println!("BAD: {} problem(s)", check.findings.len());
+        Ok(1)
+    }
 }

@@ -18,6 +18,7 @@ use crate::entry::{key_id, KeyId};
 use crate::error::{Error, Result};
 use crate::event::*;
 use crate::money::{self, Currency};
+use crate::policy::Policy;
 use crate::split::split_pro_rata;
 
 /// The chart of accounts (schema/ACCOUNTS.md). Balances are debit-positive.
@@ -261,9 +262,11 @@ impl FundState {
 #[derive(Debug, Clone)]
 enum Effect {
     None,
-    Genesis(KeyRecord),
+    Genesis(KeyRecord, Option<Policy>),
     Enroll(KeyRecord),
     Revoke(KeyId),
+    Rotate { old: KeyId, new: KeyRecord },
+    Policy(Policy),
     Fund(Box<FundState>),
     Partner(PartnerAdd),
     Startup(StartupAdd),
@@ -298,6 +301,10 @@ pub struct State {
     pub last_seq: Option<u64>,
     pub origin: Option<String>,
     pub keys: BTreeMap<KeyId, KeyRecord>,
+    /// The signing policy in force for the next entry.
+    pub policy: Policy,
+    /// The entry that put `policy` in force (None: the built-in default).
+    pub policy_seq: Option<u64>,
     pub funds: BTreeMap<String, FundState>,
     pub partners: BTreeMap<String, PartnerAdd>,
     pub startups: BTreeMap<String, StartupAdd>,
@@ -441,15 +448,6 @@ fn split_postings(
     }
 }
 
-/// Which roles may sign each kind (the built-in policy).
-pub fn roles_for_kind(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "genesis" | "key.enroll" | "key.revoke" => &["administrator"],
-        "attest" => &["administrator", "recorder", "auditor"],
-        _ => &["administrator", "recorder"],
-    }
-}
-
 impl State {
     /// The origin of the ledger (from genesis).
     pub fn origin(&self) -> Option<&str> {
@@ -551,53 +549,127 @@ impl State {
         Ok(())
     }
 
-    /// Check that `signers` may sign an entry of `kind` at `seq`, and return
-    /// their public keys in the same order.
-    pub fn authorize(
-        &self,
-        seq: u64,
-        event: &Event,
-        signers: &[KeyId],
-    ) -> Result<Vec<VerifyingKey>> {
+    /// The enrolled keys of `signers`, each active at entry `seq`.
+    pub fn signer_records(&self, seq: u64, event: &Event, signers: &[KeyId]) -> Result<Vec<KeyRecord>> {
         if let Event::Genesis(g) = event {
             let key = decode_public_key(&g.key.public_key)?;
             if signers != [key_id(&key)] {
-                return Err(Error::rule(
-                    "the genesis entry must be signed by exactly the key it enrolls",
-                ));
+                return Err(Error::rule("the genesis entry must be signed by exactly the key it enrolls"));
             }
-            return Ok(vec![key]);
+            return Ok(vec![KeyRecord {
+                key_id: key_id(&key),
+                name: g.key.name.clone(),
+                public_key: key,
+                role: "administrator".into(),
+                partner: None,
+                enrolled_seq: 0,
+                revoked_seq: None,
+            }]);
         }
-        let allowed = roles_for_kind(event.kind());
-        let mut keys = Vec::with_capacity(signers.len());
-        for id in signers {
-            let record = self.keys.get(id).ok_or_else(|| {
-                Error::rule(format!(
-                    "signing key {} is not enrolled in this ledger",
-                    hex::encode(id)
-                ))
-                .with_hint("enroll the key with `fundledger key enroll` or use an enrolled key")
-            })?;
-            if !record.active_at(seq) {
+        signers
+            .iter()
+            .map(|id| {
+                let record = self.keys.get(id).ok_or_else(|| {
+                    Error::rule(format!("signing key {} is not enrolled in this ledger", hex::encode(id)))
+                        .with_hint("enroll the key with `fundledger key enroll` or use an enrolled key")
+                })?;
+                if !record.active_at(seq) {
+                    return Err(Error::rule(match record.revoked_seq {
+                        Some(r) => format!(
+                            "signing key {} ({}) was revoked at entry {r} and signs nothing after it",
+                            record.name,
+                            hex::encode(&id[..8])
+                        ),
+                        None => format!("signing key {} is not active yet at entry {seq}", record.name),
+                    }));
+                }
+                Ok(record.clone())
+            })
+            .collect()
+    }
+
+    /// Check that `signers` meet the policy in force for `event`: every
+    /// signer holds a role the rule allows (or is the event's partner key
+    /// where the rule wants it), and there are enough distinct signers.
+    /// The error says what is missing.
+    pub fn check_policy(&self, event: &Event, signers: &[KeyRecord]) -> Result<()> {
+        if matches!(event, Event::Genesis(_)) {
+            return Ok(());
+        }
+        let kind = event.kind();
+        let rule = self
+            .policy
+            .rule_for(kind)
+            .ok_or_else(|| Error::rule(format!("the policy in force has no rule for {kind} entries")))?;
+        let partner = crate::policy::event_partner(event);
+        let wants_partner = match rule.partner_key.as_deref() {
+            Some("required") => true,
+            Some("if_enrolled") => partner.is_some_and(|p| {
+                self.keys
+                    .values()
+                    .any(|k| k.role == "partner" && k.partner.as_deref() == Some(p) && k.revoked_seq.is_none())
+            }),
+            _ => false,
+        };
+        let mut role_signers = 0u32;
+        let mut partner_signed = false;
+        for k in signers {
+            if rule.roles.contains(&k.role) {
+                role_signers += 1;
+            } else if rule.partner_key.is_some() && k.role == "partner" && k.partner.as_deref() == partner {
+                partner_signed = true;
+            } else {
                 return Err(Error::rule(format!(
-                    "signing key {} ({}) was revoked at entry {}",
-                    record.name,
-                    hex::encode(&id[..8]),
-                    record.revoked_seq.unwrap_or_default()
+                    "key {} has role {}, which may not sign {kind} entries under the policy in force (allowed: {})",
+                    k.name,
+                    k.role,
+                    rule.roles.join(", ")
                 )));
             }
-            if !allowed.contains(&record.role.as_str()) {
-                return Err(Error::rule(format!(
-                    "key {} has role {}, but {} entries need one of: {}",
-                    record.name,
-                    record.role,
-                    event.kind(),
-                    allowed.join(", ")
-                )));
-            }
-            keys.push(record.public_key);
         }
-        Ok(keys)
+        let mut needed = rule.signers;
+        let mut why = String::new();
+        if let (Some(t), Some(amount), Some(fund)) =
+            (&rule.above, crate::policy::event_amount(event), event.fund())
+        {
+            let amount: Decimal = amount.parse().unwrap_or_default();
+            let limit: Decimal = t.amount.parse().unwrap_or_default();
+            if amount > limit {
+                needed = t.signers;
+                let code = self.funds.get(fund).map(|f| f.currency.code()).unwrap_or_default();
+                why = format!(" (the amount is above {} {code})", t.amount);
+            }
+        }
+        let mut missing = Vec::new();
+        if role_signers < needed {
+            missing.push(format!(
+                "{} more signature{} from {} keys ({needed} distinct needed{why}, {role_signers} present)",
+                needed - role_signers,
+                if needed - role_signers == 1 { "" } else { "s" },
+                rule.roles.join(" or ")
+            ));
+        }
+        if wants_partner && !partner_signed {
+            missing.push(format!(
+                "the signature of partner {}'s own key",
+                partner.unwrap_or_default()
+            ));
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::rule(format!("{kind} entry needs {}", missing.join(" and "))).with_hint(
+                "collect signatures with `fundledger propose ... --out FILE`, `fundledger cosign FILE`, then `fundledger submit FILE`",
+            ))
+        }
+    }
+
+    /// Check that `signers` may sign `event` as entry `seq`; returns their
+    /// public keys in order.
+    pub fn authorize(&self, seq: u64, event: &Event, signers: &[KeyId]) -> Result<Vec<VerifyingKey>> {
+        let records = self.signer_records(seq, event, signers)?;
+        self.check_policy(event, &records)?;
+        Ok(records.iter().map(|r| r.public_key).collect())
     }
 
     /// Check `event` as entry `seq` and compute what it books.
@@ -624,7 +696,10 @@ impl State {
                 if g.key.role != "administrator" || g.key.partner.is_some() {
                     return Err(Error::rule("the genesis key must be an administrator"));
                 }
-                Effect::Genesis(self.key_record(seq, &g.key)?)
+                if let Some(p) = &g.policy {
+                    p.validate()?;
+                }
+                Effect::Genesis(self.key_record(seq, &g.key)?, g.policy.clone())
             }
             Event::KeyEnroll(k) => Effect::Enroll(self.key_record(seq, k)?),
             Event::KeyRevoke(r) => {
@@ -654,6 +729,31 @@ impl State {
                     }
                 }
                 Effect::Revoke(id)
+            }
+            Event::KeyRotate(r) => {
+                check_text("reason", &r.reason)?;
+                let old = decode_key_id(&r.old_key_id)?;
+                let record = self
+                    .keys
+                    .get(&old)
+                    .ok_or_else(|| Error::rule(format!("key {} is not enrolled", r.old_key_id)))?;
+                if record.revoked_seq.is_some() {
+                    return Err(Error::rule(format!("key {} is already revoked", record.name)));
+                }
+                let new = self.key_record(
+                    seq,
+                    &KeyEnroll {
+                        name: r.name.clone(),
+                        public_key: r.public_key.clone(),
+                        role: record.role.clone(),
+                        partner: record.partner.clone(),
+                    },
+                )?;
+                Effect::Rotate { old, new }
+            }
+            Event::PolicySet(p) => {
+                p.policy.validate()?;
+                Effect::Policy(p.policy.clone())
             }
             Event::Attest(a) => {
                 check_text("file name", &a.file_name)?;
@@ -1270,8 +1370,25 @@ impl State {
     fn apply_effect(&mut self, seq: u64, fund_id: Option<&str>, effect: Effect, undo: bool) {
         match effect {
             Effect::None => {}
-            Effect::Genesis(k) | Effect::Enroll(k) => {
+            Effect::Genesis(k, policy) => {
                 self.keys.insert(k.key_id, k);
+                if let Some(p) = policy {
+                    self.policy = p;
+                    self.policy_seq = Some(seq);
+                }
+            }
+            Effect::Enroll(k) => {
+                self.keys.insert(k.key_id, k);
+            }
+            Effect::Rotate { old, new } => {
+                if let Some(k) = self.keys.get_mut(&old) {
+                    k.revoked_seq = Some(seq);
+                }
+                self.keys.insert(new.key_id, new);
+            }
+            Effect::Policy(p) => {
+                self.policy = p;
+                self.policy_seq = Some(seq);
             }
             Effect::Revoke(id) => {
                 if let Some(k) = self.keys.get_mut(&id) {

@@ -290,10 +290,14 @@ impl ChainVerifier<'_> {
             }
         }
         let signer_ids: Vec<_> = record.signatures.iter().map(|s| s.key_id).collect();
-        let keys = match self.state.authorize(seq, &body.event, &signer_ids) {
-            Ok(keys) => keys,
+        let signers = match self.state.signer_records(seq, &body.event, &signer_ids) {
+            Ok(records) => records,
             Err(e) => return Ok(Err(fail(seq, "signer", e.message()))),
         };
+        if let Err(e) = self.state.check_policy(&body.event, &signers) {
+            return Ok(Err(fail(seq, "policy", e.message())));
+        }
+        let keys: Vec<_> = signers.iter().map(|s| s.public_key).collect();
         for (sig, key) in record.signatures.iter().zip(&keys) {
             if !entry::verify_signature(key, &hash, sig) {
                 return Ok(Err(fail(
