@@ -264,6 +264,19 @@ pub struct ProofVerdict {
     pub detail: String,
 }
 
+/// Parse a consistency proof document, checking its version and type.
+pub fn parse_consistency_proof(text: &str) -> Result<ConsistencyProof> {
+    let p: ConsistencyProof =
+        serde_json::from_str(text).map_err(|e| Error::input(format!("malformed consistency proof: {e}")))?;
+    if p.format_version != PROOF_FORMAT_VERSION || p.proof_type != "consistency" {
+        return Err(Error::input(format!(
+            "not a consistency proof of format version {PROOF_FORMAT_VERSION} (type {:?}, version {})",
+            p.proof_type, p.format_version
+        )));
+    }
+    Ok(p)
+}
+
 /// Check a proof document offline against signed checkpoints.
 ///
 /// Inclusion: `checkpoint` must be signed by a trusted key and have the
@@ -459,10 +472,15 @@ pub fn witness_cosign(req: &WitnessRequest<'_>) -> Result<String> {
                     ))
                     .with_hint(format!("pass --proof FILE made by `fundledger prove consistency --old {} --json`", old.tree_size))
                 })?;
-                let p: ConsistencyProof = serde_json::from_str(proof_text)
-                    .map_err(|e| Error::input(format!("malformed consistency proof: {e}")))?;
+                let p = parse_consistency_proof(proof_text)?;
+                if p.origin != cp.origin {
+                    return Err(verification(format!(
+                        "refused: the proof is for origin {}, the checkpoint for {}",
+                        p.origin, cp.origin
+                    )));
+                }
                 if p.old_size != old.tree_size || p.new_size != cp.tree_size {
-                    return Err(Error::input(format!(
+                    return Err(verification(format!(
                         "the proof links sizes {} and {}, but this witness needs {} to {}",
                         p.old_size, p.new_size, old.tree_size, cp.tree_size
                     )));

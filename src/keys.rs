@@ -177,6 +177,21 @@ pub fn load_signing_key_with(
         )
         .with_hint("pass --key PATH or set FUNDLEDGER_KEY to a private key made by `fundledger key generate`")
     })?;
+    if !meta.is_file() {
+        return Err(Error::key(format!("{} is not a file", path.display())));
+    }
+    let text = zeroize_string(
+        fs::read(path)
+            .map_err(|e| Error::io(format!("cannot read key file {}", path.display()), e))?,
+    );
+    if !text.contains("PRIVATE KEY-----") {
+        return Err(Error::key(format!(
+            "{} is not a private key (a public key or another file?)",
+            path.display()
+        ))
+        .with_hint("pass the NAME.key file made by `fundledger key generate`, not NAME.pub"));
+    }
+    // Refuse a private key others can read, as ssh does.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -189,13 +204,6 @@ pub fn load_signing_key_with(
             .with_hint(format!("run `chmod 600 {}`", path.display())));
         }
     }
-    if !meta.is_file() {
-        return Err(Error::key(format!("{} is not a file", path.display())));
-    }
-    let text = zeroize_string(
-        fs::read(path)
-            .map_err(|e| Error::io(format!("cannot read key file {}", path.display()), e))?,
-    );
     if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
         let pass = passphrase()?;
         return SigningKey::from_pkcs8_encrypted_pem(&text, pass.as_bytes()).map_err(|_| {

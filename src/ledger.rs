@@ -314,6 +314,12 @@ impl Ledger {
     ) -> Result<Appended> {
         let Ledger { store, state } = self;
         let tx = store.begin_append()?;
+        // Check the signers first, so that not even an "already recorded"
+        // answer goes to a key that may not record this event.
+        catch_up(state, &tx)?;
+        let ids: Vec<_> = request.signers.iter().map(|k| key_id(&k.verifying_key())).collect();
+        let next_seq = tx.head()?.map_or(0, |h| h.seq + 1);
+        state.authorize(next_seq, &request.event, &ids)?;
         let draft = match draft_entry(
             state,
             &tx,
@@ -325,9 +331,6 @@ impl Ledger {
             Ok(draft) => draft,
             Err(already) => return Ok(already),
         };
-        // Check the signers before anything is signed.
-        let ids: Vec<_> = request.signers.iter().map(|k| key_id(&k.verifying_key())).collect();
-        state.authorize(draft.content.seq, &draft.event, &ids)?;
         let entry_hash = draft.content.hash();
         let signatures = request.signers.iter().map(|k| entry::sign(k, &entry_hash)).collect();
         commit_entry(state, tx, draft, signatures)

@@ -26,10 +26,18 @@ use fundledger::{keys, query, verify};
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            // Help and version go to stdout with exit 0; usage errors exit 2.
+        Err(e) if !e.use_stderr() => {
+            // Help and version go to stdout with exit 0.
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // Usage errors: one line, like every other error, and exit 2.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid command line");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("fundledger: error: {first} (hint: see `fundledger --help`)");
+            return ExitCode::from(2);
         }
     };
     match run(&cli) {

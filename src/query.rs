@@ -335,11 +335,15 @@ pub fn position(
     let b = all.get(fund).unwrap_or(&empty);
     let date = as_of.or(b.last_date).unwrap_or(time::Date::MIN);
 
+    // Every partner with any posting, so that figures add up even when an
+    // entry dated before a partner's commitment is in range.
     let partner_ids: Vec<String> = b
         .balances
         .keys()
-        .filter(|k| k.account == Account::Commitment)
+        .filter(|k| k.account.dimension() == crate::state::Dimension::Partner)
         .map(|k| k.dimension.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
         .collect();
     let mut raws: BTreeMap<String, Raw> = BTreeMap::new();
     for p in &partner_ids {

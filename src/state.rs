@@ -484,7 +484,18 @@ impl State {
                 fund.currency.code()
             )));
         }
-        money::parse_canonical_amount(amount, fund.currency).map_err(money_error)
+        money::parse_canonical_amount(amount, fund.currency).map_err(|e| {
+            // Say what to write instead when the value itself is fine.
+            match money::parse_amount(amount, fund.currency) {
+                Ok(value) => Error::rule(format!(
+                    "amount {amount:?} must be written with exactly {} decimal places for {}: {}",
+                    fund.currency.minor_units(),
+                    fund.currency.code(),
+                    money::format_amount(value, fund.currency)
+                )),
+                Err(parse) => Error::rule(parse.to_string()).with_hint(e.to_string()),
+            }
+        })
     }
 
     fn positive(&self, fund: &FundState, amount: &str, currency: &str) -> Result<Decimal> {
@@ -1086,10 +1097,15 @@ impl State {
                 let fva_released = if released == cost {
                     fva
                 } else {
-                    (fva * released / cost).round_dp_with_strategy(
-                        fund.currency.minor_units(),
-                        RoundingStrategy::MidpointNearestEven,
-                    )
+                    fva.checked_mul(released)
+                        .and_then(|x| x.checked_div(cost))
+                        .ok_or_else(|| {
+                            Error::rule("the amounts are too large to release the fair-value adjustment exactly")
+                        })?
+                        .round_dp_with_strategy(
+                            fund.currency.minor_units(),
+                            RoundingStrategy::MidpointNearestEven,
+                        )
                 };
                 let cur = fund.currency;
                 let weights = self.paid_in_weights(fund);
@@ -1186,6 +1202,14 @@ impl State {
                 };
                 if self.reversed.contains(&r.seq) {
                     return Err(Error::rule(format!("entry {} is already reversed", r.seq)));
+                }
+                if let Some(original_date) = original.event.date() {
+                    if parse_date(&r.date)? < parse_date(original_date)? {
+                        return Err(Error::rule(format!(
+                            "the reversal's date {} is before the date {original_date} of entry {}",
+                            r.date, r.seq
+                        )));
+                    }
                 }
                 let undo = match &original.event {
                     Event::Commitment(_)
@@ -1320,7 +1344,9 @@ impl State {
                 "postings do not balance: debits minus credits is {net}"
             )));
         }
-        for (key, change) in delta {
+        let delta_of = |k: &AccountKey| delta.get(k).copied().unwrap_or_default();
+        for (key, change) in &delta {
+            let key = key.clone();
             let after = fund.balances.get(&key).copied().unwrap_or_default() + change;
             // Debit-normal bounded accounts stay >= 0; credit-normal <= 0.
             let broken = match key.account {
@@ -1340,6 +1366,24 @@ impl State {
                     fund.def.fund,
                     money::format_amount(after, fund.currency)
                 )));
+            }
+            // A fair-value adjustment only exists on a holding with cost:
+            // otherwise NAV would carry value no entry can ever release.
+            if matches!(key.account, Account::Investments | Account::FairValueAdjustment) {
+                let balance_after = |account: Account| {
+                    let k = AccountKey::new(account, &key.dimension);
+                    fund.balances.get(&k).copied().unwrap_or_default() + delta_of(&k)
+                };
+                let cost = balance_after(Account::Investments);
+                let fva = balance_after(Account::FairValueAdjustment);
+                if cost.is_zero() && !fva.is_zero() {
+                    return Err(Error::rule(format!(
+                        "this would leave a fair-value adjustment of {} on {} with no cost held",
+                        money::format_amount(fva, fund.currency),
+                        key.dimension
+                    ))
+                    .with_hint("reverse the later valuations or realizations of that holding first"));
+                }
             }
         }
         Ok(())

@@ -341,6 +341,14 @@ impl Store {
         merkle_leaf_count(&self.conn)
     }
 
+    /// Number of stored Merkle nodes at every level.
+    pub fn merkle_node_count(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM merkle_nodes", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
     /// The checkpoint history, oldest first: (tree size, signed note).
     pub fn checkpoints(&self) -> Result<Vec<(u64, String)>> {
         let mut stmt = self

@@ -415,6 +415,22 @@ pub fn verify_with(
         failure = Some(fail(0, "genesis", "the ledger has no entries"));
     }
     if failure.is_none() {
+        // A tree of n leaves has exactly sum over levels of floor(n / 2^level)
+        // perfect nodes; any other count means nodes beyond the entries.
+        let n = v.expected_seq;
+        let expected_nodes: u64 = (0..64).map(|level| n >> level).sum();
+        let stored_nodes = store.merkle_node_count()?;
+        if stored_nodes != expected_nodes {
+            failure = Some(mismatch(
+                n.saturating_sub(1),
+                "merkle",
+                "the stored Merkle tree holds a different number of nodes than the entries make",
+                expected_nodes.to_string(),
+                stored_nodes.to_string(),
+            ));
+        }
+    }
+    if failure.is_none() {
         let leaves = store.merkle_leaf_count()?;
         if leaves != v.expected_seq {
             failure = Some(mismatch(
