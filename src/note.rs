@@ -289,13 +289,13 @@ fn check_text(text: &str) -> Result<(), NoteError> {
 // ---------------------------------------------------------------------------
 
 /// Whether `name` is a valid key name: non-empty, no Unicode white space, no
-/// `+` (c2sp.org/signed-note, "Format").  Control characters are refused too,
-/// since a note may not contain them.
+/// `+` (c2sp.org/signed-note, "Format"), and no ASCII control character
+/// (which a note may not contain anywhere).
 pub fn is_valid_key_name(name: &str) -> bool {
     !name.is_empty()
         && !name
             .chars()
-            .any(|c| c.is_whitespace() || c == '+' || c.is_control())
+            .any(|c| c.is_whitespace() || c == '+' || u32::from(c) < 0x20)
 }
 
 fn check_key_name(name: &str) -> Result<(), NoteError> {
@@ -1181,7 +1181,16 @@ mod tests {
             sign_note("a\tb\n", "k", &log),
             Err(NoteError::ControlCharacter { .. })
         ));
-        for name in ["", "a b", "a+b", "a\u{a0}b", "a\nb", "a\u{2003}b"] {
+        for name in [
+            "",
+            "a b",
+            "a+b",
+            "a\u{a0}b",
+            "a\nb",
+            "a\u{2003}b",
+            "a\u{1}b",
+            "a\u{85}b",
+        ] {
             assert!(matches!(
                 sign_note("x\n", name, &log),
                 Err(NoteError::InvalidKeyName { .. })

@@ -415,6 +415,18 @@ pub fn verify_with(
         failure = Some(fail(0, "genesis", "the ledger has no entries"));
     }
     if failure.is_none() {
+        let leaves = store.merkle_leaf_count()?;
+        if leaves != v.expected_seq {
+            failure = Some(mismatch(
+                v.expected_seq.min(leaves),
+                "merkle",
+                "the stored Merkle tree does not have one leaf per entry",
+                v.expected_seq.to_string(),
+                leaves.to_string(),
+            ));
+        }
+    }
+    if failure.is_none() {
         // A tree of n leaves has exactly sum over levels of floor(n / 2^level)
         // perfect nodes; any other count means nodes beyond the entries.
         let n = v.expected_seq;
@@ -427,18 +439,6 @@ pub fn verify_with(
                 "the stored Merkle tree holds a different number of nodes than the entries make",
                 expected_nodes.to_string(),
                 stored_nodes.to_string(),
-            ));
-        }
-    }
-    if failure.is_none() {
-        let leaves = store.merkle_leaf_count()?;
-        if leaves != v.expected_seq {
-            failure = Some(mismatch(
-                v.expected_seq.min(leaves),
-                "merkle",
-                "the stored Merkle tree does not have one leaf per entry",
-                v.expected_seq.to_string(),
-                leaves.to_string(),
             ));
         }
     }
