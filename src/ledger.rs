@@ -416,6 +416,194 @@ impl Ledger {
     }
 }
 
+/// Most entries one batch append holds in memory before it writes them:
+/// bounds memory (each pending entry is about a kilobyte) whatever the
+/// batch size the caller passes.
+pub const BATCH_CHUNK_ENTRIES: usize = 8192;
+
+impl Ledger {
+    /// Append many entries, all signed by the same `signers`, in one
+    /// IMMEDIATE transaction per chunk of [`BATCH_CHUNK_ENTRIES`]: the path
+    /// bulk imports use. Each event is checked and hashed in order (hashes
+    /// chain); the signatures, which do not depend on each other, are made
+    /// on every core. A refused event stops the batch: entries of earlier
+    /// chunks stay appended, the failing chunk is rolled back, and the error
+    /// names the index of the event in `requests`.
+    pub fn append_batch(
+        &mut self,
+        requests: Vec<(Event, Option<String>)>,
+        signers: &[&SigningKey],
+        now_unix_ms: i64,
+    ) -> Result<Vec<Appended>> {
+        let ids: Vec<_> = signers.iter().map(|k| key_id(&k.verifying_key())).collect();
+        let mut out = Vec::with_capacity(requests.len());
+        let mut requests = requests.into_iter().enumerate().peekable();
+        while requests.peek().is_some() {
+            let chunk: Vec<_> = requests.by_ref().take(BATCH_CHUNK_ENTRIES).collect();
+            let saved = self.state.clone();
+            match self.append_chunk(chunk, signers, &ids, now_unix_ms) {
+                Ok(mut done) => out.append(&mut done),
+                Err(e) => {
+                    // The transaction rolled back: so does the state.
+                    self.state = saved;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn append_chunk(
+        &mut self,
+        chunk: Vec<(usize, (Event, Option<String>))>,
+        signers: &[&SigningKey],
+        ids: &[crate::entry::KeyId],
+        now_unix_ms: i64,
+    ) -> Result<Vec<Appended>> {
+        let Ledger { store, state } = self;
+        let tx = store.begin_append()?;
+        catch_up(state, &tx)?;
+        complete_tree(&tx)?;
+        let mut drafts: Vec<(Content, [u8; 32], Option<String>)> = Vec::with_capacity(chunk.len());
+        let mut outcomes = Vec::with_capacity(chunk.len());
+        let mut batch_keys: std::collections::HashMap<String, (u64, Vec<u8>)> = Default::default();
+        let head = tx.head()?;
+        let mut prev = head.map_or(GENESIS_PREV_HASH, |h| h.entry_hash);
+        let recorded_at = head.map_or(now_unix_ms, |h| now_unix_ms.max(h.recorded_at_unix_ms));
+        let mut next_seq = head.map_or(0, |h| h.seq + 1);
+        if next_seq == 0 {
+            return Err(Error::input("an empty ledger needs `fundledger init`"));
+        }
+        let origin = state.origin().unwrap_or_default().to_string();
+        for (index, (event, idempotency_key)) in chunk {
+            let at = |e: Error| {
+                let message = format!("batch event {index}: {}", e.message());
+                let mut err = Error::new(e.kind(), message);
+                if let Some(h) = e.hint() {
+                    err = err.with_hint(h.to_string());
+                }
+                err
+            };
+            if let Some(key) = &idempotency_key {
+                crate::event::check_idempotency_key(key).map_err(at)?;
+                let canonical = event.canonical_bytes()?;
+                let earlier = match batch_keys.get(key) {
+                    Some((seq, bytes)) => Some((*seq, *bytes == canonical)),
+                    None => match tx.find_idempotency_key(key)? {
+                        Some(row) => {
+                            let (record, body) = decode_row(&row)?;
+                            let same = record.content.kind == event.kind()
+                                && body.event.canonical_bytes()? == canonical;
+                            Some((record.content.seq, same))
+                        }
+                        None => None,
+                    },
+                };
+                match earlier {
+                    Some((seq, true)) => {
+                        outcomes.push(Appended::AlreadyRecorded { seq });
+                        continue;
+                    }
+                    Some((seq, false)) => {
+                        return Err(at(Error::new(
+                            ErrorKind::Conflict,
+                            format!("idempotency key {key:?} was already used by entry {seq} with different content"),
+                        )))
+                    }
+                    None => {}
+                }
+                batch_keys.insert(key.clone(), (next_seq, canonical));
+            }
+            state.authorize(next_seq, &event, ids).map_err(at)?;
+            let lookup = lookup_in(|s| tx.get(s));
+            let prepared = state.prepare(next_seq, &event, &lookup).map_err(at)?;
+            let body = Body {
+                event,
+                idempotency_key: idempotency_key.clone(),
+                postings: prepared.postings.clone(),
+            };
+            let content = Content {
+                origin: origin.clone(),
+                seq: next_seq,
+                prev_hash: prev,
+                recorded_at_unix_ms: recorded_at,
+                kind: body.event.kind().to_string(),
+                body: body.encode()?,
+            };
+            content.check().map_err(at)?;
+            let hash = content.hash();
+            state.apply(next_seq, prepared);
+            outcomes.push(Appended::New { seq: next_seq, entry_hash: hash });
+            drafts.push((content, hash, idempotency_key));
+            prev = hash;
+            next_seq += 1;
+        }
+        // Sign on every core: signatures do not chain.
+        let hashes: Vec<[u8; 32]> = drafts.iter().map(|d| d.1).collect();
+        let signatures = sign_parallel(&hashes, signers)?;
+        let keys: Vec<_> = signers.iter().map(|k| k.verifying_key()).collect();
+        for ((content, hash, idempotency_key), sigs) in drafts.into_iter().zip(signatures) {
+            let seq = content.seq;
+            let record = Record::new(content, sigs)?;
+            // Check twice: every fresh signature verifies before it is stored.
+            for (sig, key) in record.signatures.iter().zip(sorted_keys(&keys)) {
+                if !entry::verify_signature(&key, &hash, sig) {
+                    return Err(Error::format("a fresh signature does not verify"));
+                }
+            }
+            let bytes = record.encode();
+            tx.insert(&StoredRow {
+                seq: seq as i64,
+                entry_hash: hash.to_vec(),
+                prev_hash: record.content.prev_hash.to_vec(),
+                recorded_at_unix_ms: record.content.recorded_at_unix_ms,
+                kind: record.content.kind.clone(),
+                idempotency_key,
+                record: bytes.clone(),
+            })?;
+            add_leaf(&tx, seq, &bytes)?;
+        }
+        tx.commit()?;
+        Ok(outcomes)
+    }
+}
+
+/// Verifying keys sorted by key id (the order of an entry's signatures).
+fn sorted_keys(keys: &[ed25519_dalek::VerifyingKey]) -> Vec<ed25519_dalek::VerifyingKey> {
+    let mut keys = keys.to_vec();
+    keys.sort_by_key(key_id);
+    keys
+}
+
+/// Sign every hash with every key, spreading the work over all cores.
+fn sign_parallel(hashes: &[[u8; 32]], signers: &[&SigningKey]) -> Result<Vec<Vec<EntrySignature>>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = hashes.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = hashes
+            .chunks(per_thread)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|h| signers.iter().map(|k| entry::sign(k, h)).collect())
+                        .collect::<Vec<Vec<EntrySignature>>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(hashes.len());
+        for handle in handles {
+            let part = handle
+                .join()
+                .map_err(|_| Error::format("a signing thread failed"))?;
+            out.extend(part);
+        }
+        if out.len() != hashes.len() {
+            return Err(Error::format("signing produced the wrong number of signatures"));
+        }
+        Ok(out)
+    })
+}
+
 /// An entry ready to be signed.
 struct Draft {
     content: Content,
