@@ -361,16 +361,28 @@ impl Ledger {
         catch_up(state, &tx)?;
         complete_tree(&tx)?;
         let head = tx.head()?;
+        if Some(content.origin.as_str()) != state.origin() {
+            return Err(Error::rule(format!(
+                "the proposal was made for another ledger (origin {}, this ledger is {})",
+                content.origin,
+                state.origin().unwrap_or_default()
+            )));
+        }
         let (next, prev) = head.map_or((0, GENESIS_PREV_HASH), |h| (h.seq + 1, h.entry_hash));
-        if content.seq != next || content.prev_hash != prev {
+        if content.seq == next && content.prev_hash != prev {
+            return Err(Error::rule(format!(
+                "the proposal was made on a different history: entry {} does not follow this ledger's entry {}",
+                content.seq,
+                next.saturating_sub(1)
+            ))
+            .with_hint("propose the event again on this ledger"));
+        }
+        if content.seq != next {
             return Err(Error::rule(format!(
                 "the proposal is stale: it was made for entry {} but the ledger's next entry is {next}",
                 content.seq
             ))
             .with_hint("propose the event again and collect the signatures anew"));
-        }
-        if Some(content.origin.as_str()) != state.origin() {
-            return Err(Error::rule("the proposal was made for another ledger (origin differs)"));
         }
         if head.is_some_and(|h| content.recorded_at_unix_ms < h.recorded_at_unix_ms) {
             return Err(Error::rule("the proposal's recording time is earlier than the ledger's head"));

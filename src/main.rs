@@ -291,6 +291,11 @@ fn run(cli: &Cli) -> Result<u8> {
             // Check the signatures already there when the ledger is at hand.
             if let Ok(ledger) = Ledger::open_read_only(&cli.ledger) {
                 proposal.check_signatures(ledger.state())?;
+                // And that this key may sign at all, before it adds a signature.
+                let id = key_id(&key.verifying_key());
+                ledger
+                    .state()
+                    .signer_records(proposal.content.seq, &fundledger::event::Body::decode(&proposal.content.kind, &proposal.content.body)?.event, &[id])?;
             }
             proposal.sign(&key)?;
             std::fs::write(file, proposal.to_json()?)
@@ -361,7 +366,9 @@ fn run(cli: &Cli) -> Result<u8> {
         }
         Command::Export(command) => export_command(cli, command),
         Command::Report { fund, out, as_of } => report_command(cli, fund, out, as_of),
-        Command::VerifyExport { dir, trusted_key } => verify_export_command(cli, dir, trusted_key.as_deref()),
+        Command::VerifyExport { dir, trusted_key } => {
+            verify_export_command(cli, dir, trusted_key.as_deref())
+        }
     }
 }
 
@@ -1116,8 +1123,9 @@ fn export_command(cli: &Cli, command: &cli::ExportCommand) -> Result<u8> {
             excel,
         } => {
             let key = load_key(cli.key.as_deref().ok_or_else(|| {
-                Error::key("export csv signs its MANIFEST and needs a private key")
-                    .with_hint("pass --key PATH (an enrolled administrator, recorder or auditor key)")
+                Error::key("export csv signs its MANIFEST and needs a private key").with_hint(
+                    "pass --key PATH (an enrolled administrator, recorder or auditor key)",
+                )
             })?)?;
             let options = export::CsvOptions {
                 as_of: optional_date(as_of)?,
@@ -1137,7 +1145,8 @@ fn export_command(cli: &Cli, command: &cli::ExportCommand) -> Result<u8> {
         }
         cli::ExportCommand::Hledger { fund, out, as_of } => {
             let ledger = Ledger::open_read_only(&cli.ledger)?;
-            let count = fundledger::hledger::write_journal(&ledger, fund, optional_date(as_of)?, out)?;
+            let count =
+                fundledger::hledger::write_journal(&ledger, fund, optional_date(as_of)?, out)?;
             println!("wrote {} ({count} transactions)", out.display());
             Ok(0)
         }
@@ -1146,14 +1155,19 @@ fn export_command(cli: &Cli, command: &cli::ExportCommand) -> Result<u8> {
 
 /// `report`: signed when --key is given.
 fn report_command(cli: &Cli, fund: &str, out: &Path, as_of: &Option<String>) -> Result<u8> {
-    let key = cli.key.as_deref().map(keys::load_signing_key).transpose()?;
+    let key = cli.key.as_deref().map(load_key).transpose()?;
     let ledger = Ledger::open_read_only(&cli.ledger)?;
-    let html = fundledger::report::write_report(&ledger, fund, optional_date(as_of)?, key.as_ref(), out)?;
+    let html =
+        fundledger::report::write_report(&ledger, fund, optional_date(as_of)?, key.as_ref(), out)?;
     println!(
         "wrote {} and {}{}",
         html.display(),
         out.join(fundledger::report::REPORT_MARKDOWN).display(),
-        if key.is_some() { " with a signed MANIFEST" } else { "" }
+        if key.is_some() {
+            " with a signed MANIFEST"
+        } else {
+            ""
+        }
     );
     Ok(0)
 }
@@ -1190,7 +1204,9 @@ fn verify_export_command(cli: &Cli, dir: &Path, trusted_key: Option<&Path>) -> R
             dir.display(),
             m.kind.as_str(),
             m.fund,
-            m.as_of.map(|d| d.to_string()).unwrap_or_else(|| "latest".into()),
+            m.as_of
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "latest".into()),
             m.origin,
             m.tree_size
         );
