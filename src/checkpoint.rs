@@ -266,8 +266,8 @@ pub struct ProofVerdict {
 
 /// Parse a consistency proof document, checking its version and type.
 pub fn parse_consistency_proof(text: &str) -> Result<ConsistencyProof> {
-    let p: ConsistencyProof =
-        serde_json::from_str(text).map_err(|e| Error::input(format!("malformed consistency proof: {e}")))?;
+    let p: ConsistencyProof = serde_json::from_str(text)
+        .map_err(|e| Error::input(format!("malformed consistency proof: {e}")))?;
     if p.format_version != PROOF_FORMAT_VERSION || p.proof_type != "consistency" {
         return Err(Error::input(format!(
             "not a consistency proof of format version {PROOF_FORMAT_VERSION} (type {:?}, version {})",

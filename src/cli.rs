@@ -114,9 +114,7 @@ pub enum Command {
     /// Prepare an entry for several signers: `propose <event and its options> --out FILE`.
     Propose(ProposeArgs),
     /// Add a signature with --key to a proposal file.
-    Cosign {
-        file: PathBuf,
-    },
+    Cosign { file: PathBuf },
     /// Append a proposal when its signatures meet the policy in force.
     Submit {
         file: PathBuf,

@@ -568,6 +568,8 @@ pub fn run(out: &Path) -> Result<String> {
     // The exports: CSV with a MANIFEST signed by the auditor key, the
     // regulator's report and the hledger journal (see crate::export).
     let exporter = keys::load_signing_key(&key_dir.join("auditor.key"))?;
-    summary.push_str(&crate::export::write_demo_outputs(&ledger, FUND, out, &exporter)?);
+    summary.push_str(&crate::export::write_demo_outputs(
+        &ledger, FUND, out, &exporter,
+    )?);
     Ok(summary)
 }

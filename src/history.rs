@@ -190,7 +190,11 @@ pub struct Performance {
 }
 
 /// A balance from a map of debit-positive balances.
-pub fn balance(balances: &BTreeMap<AccountKey, Decimal>, account: Account, dimension: &str) -> Decimal {
+pub fn balance(
+    balances: &BTreeMap<AccountKey, Decimal>,
+    account: Account,
+    dimension: &str,
+) -> Decimal {
     balances
         .get(&AccountKey::new(account, dimension))
         .copied()
@@ -250,7 +254,9 @@ fn internal(message: impl Into<String>) -> Error {
         ErrorKind::Verification,
         format!("internal consistency check failed: {}", message.into()),
     )
-    .with_hint("run `fundledger verify`; if it reports the ledger intact, this is a bug in fundledger")
+    .with_hint(
+        "run `fundledger verify`; if it reports the ledger intact, this is a bug in fundledger",
+    )
 }
 
 impl History {
@@ -302,23 +308,43 @@ impl History {
 
             match &body.event {
                 Event::PartnerAdd(p) => {
-                    partners.insert(p.partner.clone(), Registered { seq, value: p.clone() });
+                    partners.insert(
+                        p.partner.clone(),
+                        Registered {
+                            seq,
+                            value: p.clone(),
+                        },
+                    );
                 }
                 Event::StartupAdd(s) => {
-                    startups.insert(s.startup.clone(), Registered { seq, value: s.clone() });
+                    startups.insert(
+                        s.startup.clone(),
+                        Registered {
+                            seq,
+                            value: s.clone(),
+                        },
+                    );
                 }
                 _ => {}
             }
             if fund_of_event(&body.event, &seen).as_deref() != Some(scope.fund.as_str()) {
                 return Ok(true);
             }
-            let date = parse_date(body.event.date().unwrap_or_default()).map_err(|e| e.at_seq(seq))?;
+            let date =
+                parse_date(body.event.date().unwrap_or_default()).map_err(|e| e.at_seq(seq))?;
             let mut call_number = None;
             match &body.event {
                 Event::FundCreate(f) => {
-                    let cur = Currency::from_code(&f.currency).map_err(|e| Error::format(e.to_string()).at_seq(seq))?;
+                    let cur = Currency::from_code(&f.currency)
+                        .map_err(|e| Error::format(e.to_string()).at_seq(seq))?;
                     currency = Some(cur);
-                    fund = Some((Registered { seq, value: f.clone() }, date));
+                    fund = Some((
+                        Registered {
+                            seq,
+                            value: f.clone(),
+                        },
+                        date,
+                    ));
                 }
                 Event::Call(_) => {
                     calls += 1;
@@ -346,14 +372,25 @@ impl History {
                 return Ok(true);
             }
             let Some(cur) = currency else {
-                return Err(Error::format(format!("fund {} has an entry before its creation", scope.fund)).at_seq(seq));
+                return Err(Error::format(format!(
+                    "fund {} has an entry before its creation",
+                    scope.fund
+                ))
+                .at_seq(seq));
             };
             let mut amounts = Vec::with_capacity(body.postings.len());
             for p in &body.postings {
                 let key = AccountKey::of_posting(p).map_err(|e| e.at_seq(seq))?;
                 let amount = money::parse_canonical_amount(&p.amount, cur)
                     .map_err(|e| Error::format(e.to_string()).at_seq(seq))?;
-                amounts.push((key, if p.side == Side::Debit { amount } else { -amount }));
+                amounts.push((
+                    key,
+                    if p.side == Side::Debit {
+                        amount
+                    } else {
+                        -amount
+                    },
+                ));
             }
             let (base, reverses) = match &body.event {
                 Event::Reversal(r) => {
@@ -387,16 +424,25 @@ impl History {
                     scope.tree_size
                 ),
             )
-            .with_hint("this ledger is not the one the export was made from, or it was cut short"));
+            .with_hint(
+                "this ledger is not the one the export was made from, or it was cut short",
+            ));
         }
         let root_hash = tree.root().map_err(|e| Error::format(e.to_string()))?;
         let (fund, created) = fund.ok_or_else(|| {
-            Error::input(format!("unknown fund {:?} at tree size {}", scope.fund, scope.tree_size))
-                .with_hint("check --fund; `fundledger position` lists what the ledger holds")
+            Error::input(format!(
+                "unknown fund {:?} at tree size {}",
+                scope.fund, scope.tree_size
+            ))
+            .with_hint("check --fund; `fundledger position` lists what the ledger holds")
         })?;
         let currency = currency.ok_or_else(|| internal("fund without currency"))?;
         // Link each in-scope reversal to the entry it negates.
-        let index: HashMap<u64, usize> = entries.iter().enumerate().map(|(i, e)| (e.seq, i)).collect();
+        let index: HashMap<u64, usize> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.seq, i))
+            .collect();
         let links: Vec<(usize, u64)> = entries
             .iter()
             .filter_map(|e| e.reverses.and_then(|r| index.get(&r).map(|i| (*i, e.seq))))
@@ -428,7 +474,10 @@ impl History {
     }
 
     /// Debit-positive balances over the in-scope entries `keep` selects.
-    pub fn balances_where(&self, keep: impl Fn(&FundEntry) -> bool) -> BTreeMap<AccountKey, Decimal> {
+    pub fn balances_where(
+        &self,
+        keep: impl Fn(&FundEntry) -> bool,
+    ) -> BTreeMap<AccountKey, Decimal> {
         let mut out: BTreeMap<AccountKey, Decimal> = BTreeMap::new();
         for e in self.entries.iter().filter(|e| keep(e)) {
             for (key, amount) in &e.amounts {
@@ -562,7 +611,10 @@ impl History {
         let balances = self.balances();
         let total: Decimal = balances.values().copied().sum();
         if !total.is_zero() {
-            return Err(internal(format!("the balances of fund {} sum to {total}", self.scope.fund)));
+            return Err(internal(format!(
+                "the balances of fund {} sum to {total}",
+                self.scope.fund
+            )));
         }
         let figures = self.figures();
         let fund = History::total(&figures, |_| true);
@@ -577,7 +629,9 @@ impl History {
         for (p, f) in &figures {
             let unfunded = balance(&balances, Account::Unfunded, p);
             if f.unfunded() != unfunded {
-                return Err(internal(format!("partner {p}: committed - called != unfunded")));
+                return Err(internal(format!(
+                    "partner {p}: committed - called != unfunded"
+                )));
             }
         }
         Ok(())
@@ -629,7 +683,10 @@ mod tests {
 
     #[test]
     fn timestamps_are_rfc3339_utc_with_milliseconds() {
-        assert_eq!(format_timestamp_ms(1_641_200_400_001), "2022-01-03T09:00:00.001Z");
+        assert_eq!(
+            format_timestamp_ms(1_641_200_400_001),
+            "2022-01-03T09:00:00.001Z"
+        );
         assert_eq!(format_timestamp_ms(0), "1970-01-01T00:00:00.000Z");
     }
 

@@ -48,7 +48,11 @@ pub fn generate(dir: &Path, name: &str) -> Result<(KeyPaths, VerifyingKey)> {
 /// Like [`generate`], but with `Some(passphrase)` the private key is stored
 /// encrypted (PKCS#8 PBES2: PBKDF2-HMAC-SHA256 and AES-256-CBC, which
 /// `openssl pkey` reads).
-pub fn generate_with(dir: &Path, name: &str, passphrase: Option<&str>) -> Result<(KeyPaths, VerifyingKey)> {
+pub fn generate_with(
+    dir: &Path,
+    name: &str,
+    passphrase: Option<&str>,
+) -> Result<(KeyPaths, VerifyingKey)> {
     check_key_name(name)?;
     if passphrase.is_some_and(|p| p.chars().count() < PASSPHRASE_LEN_MIN) {
         return Err(Error::key(format!(
@@ -73,9 +77,11 @@ fn encrypt_pem(der: &[u8], passphrase: &str) -> Result<zeroize::Zeroizing<String
     let mut iv = [0u8; 16];
     rand_core::OsRng.fill_bytes(&mut salt);
     rand_core::OsRng.fill_bytes(&mut iv);
-    let fail = |e: &dyn std::fmt::Display| Error::key(format!("cannot encrypt the private key: {e}"));
-    let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(PBKDF2_ITERATIONS, &salt, &iv)
-        .map_err(|e| fail(&e))?;
+    let fail =
+        |e: &dyn std::fmt::Display| Error::key(format!("cannot encrypt the private key: {e}"));
+    let params =
+        pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(PBKDF2_ITERATIONS, &salt, &iv)
+            .map_err(|e| fail(&e))?;
     let info = pkcs8::PrivateKeyInfo::try_from(der).map_err(|e| fail(&e))?;
     let doc = info
         .encrypt_with_params(params, passphrase.as_bytes())
@@ -90,7 +96,12 @@ pub fn write_key_files(dir: &Path, name: &str, key: &SigningKey) -> Result<KeyPa
     write_key_files_with(dir, name, key, None)
 }
 
-fn write_key_files_with(dir: &Path, name: &str, key: &SigningKey, passphrase: Option<&str>) -> Result<KeyPaths> {
+fn write_key_files_with(
+    dir: &Path,
+    name: &str,
+    key: &SigningKey,
+    passphrase: Option<&str>,
+) -> Result<KeyPaths> {
     check_key_name(name)?;
     fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
@@ -153,8 +164,9 @@ pub fn passphrase_from_env() -> Result<zeroize::Zeroizing<String>> {
     std::env::var(PASSPHRASE_ENV)
         .map(zeroize::Zeroizing::new)
         .map_err(|_| {
-            Error::key("the private key is encrypted and no passphrase was given")
-                .with_hint(format!("set {PASSPHRASE_ENV} or run from a terminal to be asked"))
+            Error::key("the private key is encrypted and no passphrase was given").with_hint(
+                format!("set {PASSPHRASE_ENV} or run from a terminal to be asked"),
+            )
         })
 }
 
@@ -211,7 +223,9 @@ pub fn load_signing_key_with(
                 "cannot decrypt {}: wrong passphrase, or not an Ed25519 key",
                 path.display()
             ))
-            .with_hint(format!("check the passphrase ({PASSPHRASE_ENV} or the prompt)"))
+            .with_hint(format!(
+                "check the passphrase ({PASSPHRASE_ENV} or the prompt)"
+            ))
         });
     }
     SigningKey::from_pkcs8_pem(&text).map_err(|_| {
@@ -303,7 +317,12 @@ mod tests {
         let text = fs::read_to_string(&paths.private).unwrap();
         assert!(text.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
         let ok = || Ok(zeroize::Zeroizing::new("correct horse".to_string()));
-        assert_eq!(load_signing_key_with(&paths.private, &ok).unwrap().verifying_key(), public);
+        assert_eq!(
+            load_signing_key_with(&paths.private, &ok)
+                .unwrap()
+                .verifying_key(),
+            public
+        );
         let wrong = || Ok(zeroize::Zeroizing::new("battery staple".to_string()));
         let err = load_signing_key_with(&paths.private, &wrong).unwrap_err();
         assert!(err.message().contains("wrong passphrase"), "{err}");

@@ -317,7 +317,11 @@ impl Ledger {
         // Check the signers first, so that not even an "already recorded"
         // answer goes to a key that may not record this event.
         catch_up(state, &tx)?;
-        let ids: Vec<_> = request.signers.iter().map(|k| key_id(&k.verifying_key())).collect();
+        let ids: Vec<_> = request
+            .signers
+            .iter()
+            .map(|k| key_id(&k.verifying_key()))
+            .collect();
         let next_seq = tx.head()?.map_or(0, |h| h.seq + 1);
         state.authorize(next_seq, &request.event, &ids)?;
         let draft = match draft_entry(
@@ -332,14 +336,23 @@ impl Ledger {
             Err(already) => return Ok(already),
         };
         let entry_hash = draft.content.hash();
-        let signatures = request.signers.iter().map(|k| entry::sign(k, &entry_hash)).collect();
+        let signatures = request
+            .signers
+            .iter()
+            .map(|k| entry::sign(k, &entry_hash))
+            .collect();
         commit_entry(state, tx, draft, signatures)
     }
 
     /// Prepare an entry for several signers: check the event against the
     /// ledger as it is now and return the exact content to sign, bound to
     /// the next position (sequence number and previous hash). Appends nothing.
-    pub fn propose(&mut self, event: Event, idempotency_key: Option<String>, now_unix_ms: i64) -> Result<Content> {
+    pub fn propose(
+        &mut self,
+        event: Event,
+        idempotency_key: Option<String>,
+        now_unix_ms: i64,
+    ) -> Result<Content> {
         let Ledger { store, state } = self;
         let tx = store.begin_append()?;
         match draft_entry(state, &tx, event, idempotency_key, now_unix_ms, None)? {
@@ -355,7 +368,11 @@ impl Ledger {
     /// Append a proposed entry with the signatures collected for it, when
     /// they meet the policy in force. A proposal made before other entries
     /// were appended is stale and refused.
-    pub fn submit(&mut self, content: &Content, signatures: Vec<EntrySignature>) -> Result<Appended> {
+    pub fn submit(
+        &mut self,
+        content: &Content,
+        signatures: Vec<EntrySignature>,
+    ) -> Result<Appended> {
         let Ledger { store, state } = self;
         let tx = store.begin_append()?;
         catch_up(state, &tx)?;
@@ -385,7 +402,9 @@ impl Ledger {
             .with_hint("propose the event again and collect the signatures anew"));
         }
         if head.is_some_and(|h| content.recorded_at_unix_ms < h.recorded_at_unix_ms) {
-            return Err(Error::rule("the proposal's recording time is earlier than the ledger's head"));
+            return Err(Error::rule(
+                "the proposal's recording time is earlier than the ledger's head",
+            ));
         }
         content.check()?;
         let body = Body::decode(&content.kind, &content.body)?;
@@ -393,7 +412,10 @@ impl Ledger {
             if let Some(row) = tx.find_idempotency_key(key)? {
                 return Err(Error::new(
                     ErrorKind::Conflict,
-                    format!("idempotency key {key:?} was already used by entry {}", row.seq),
+                    format!(
+                        "idempotency key {key:?} was already used by entry {}",
+                        row.seq
+                    ),
                 ));
             }
         }
@@ -401,14 +423,18 @@ impl Ledger {
         let prepared = state.prepare(content.seq, &body.event, &lookup)?;
         drop(lookup);
         if prepared.postings != body.postings {
-            return Err(Error::rule("the proposal's postings differ from what the event books now"));
+            return Err(Error::rule(
+                "the proposal's postings differ from what the event books now",
+            ));
         }
         let entry_hash = content.hash();
         for sig in &signatures {
-            let key = state
-                .keys
-                .get(&sig.key_id)
-                .ok_or_else(|| Error::rule(format!("signing key {} is not enrolled in this ledger", hex::encode(sig.key_id))))?;
+            let key = state.keys.get(&sig.key_id).ok_or_else(|| {
+                Error::rule(format!(
+                    "signing key {} is not enrolled in this ledger",
+                    hex::encode(sig.key_id)
+                ))
+            })?;
             if !entry::verify_signature(&key.public_key, &entry_hash, sig) {
                 return Err(Error::rule(format!(
                     "the signature by key {} does not verify: the proposal was changed after it was signed",
@@ -545,7 +571,10 @@ impl Ledger {
             content.check().map_err(at)?;
             let hash = content.hash();
             state.apply(next_seq, prepared);
-            outcomes.push(Appended::New { seq: next_seq, entry_hash: hash });
+            outcomes.push(Appended::New {
+                seq: next_seq,
+                entry_hash: hash,
+            });
             drafts.push((content, hash, idempotency_key));
             prev = hash;
             next_seq += 1;
@@ -610,7 +639,9 @@ fn sign_parallel(hashes: &[[u8; 32]], signers: &[&SigningKey]) -> Result<Vec<Vec
             out.extend(part);
         }
         if out.len() != hashes.len() {
-            return Err(Error::format("signing produced the wrong number of signatures"));
+            return Err(Error::format(
+                "signing produced the wrong number of signatures",
+            ));
         }
         Ok(out)
     })

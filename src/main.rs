@@ -12,8 +12,8 @@ use clap::Parser;
 use sha2::{Digest, Sha256};
 
 use cli::{
-    Cli, Command, EventCommand, FundCommand, KeyCommand, PartnerCommand, PolicyCommand, ProveCommand, Recording,
-    StartupCommand, WitnessCommand,
+    Cli, Command, EventCommand, FundCommand, KeyCommand, PartnerCommand, PolicyCommand,
+    ProveCommand, Recording, StartupCommand, WitnessCommand,
 };
 use fundledger::entry::{self, key_id};
 use fundledger::error::{Error, Result};
@@ -293,9 +293,15 @@ fn run(cli: &Cli) -> Result<u8> {
                 proposal.check_signatures(ledger.state())?;
                 // And that this key may sign at all, before it adds a signature.
                 let id = key_id(&key.verifying_key());
-                ledger
-                    .state()
-                    .signer_records(proposal.content.seq, &fundledger::event::Body::decode(&proposal.content.kind, &proposal.content.body)?.event, &[id])?;
+                ledger.state().signer_records(
+                    proposal.content.seq,
+                    &fundledger::event::Body::decode(
+                        &proposal.content.kind,
+                        &proposal.content.body,
+                    )?
+                    .event,
+                    &[id],
+                )?;
             }
             proposal.sign(&key)?;
             std::fs::write(file, proposal.to_json()?)
@@ -395,7 +401,9 @@ fn event_command(cli: &Cli, ev: &EventCommand, propose: Option<&Path>) -> Result
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            record(cli, propose,
+            record(
+                cli,
+                propose,
                 Event::Attest(Attest {
                     file_name,
                     sha256: hex::encode(hasher.finalize()),
@@ -414,7 +422,9 @@ fn event_command(cli: &Cli, ev: &EventCommand, propose: Option<&Path>) -> Result
             fee_rate,
             fee_basis,
             rec,
-        }) => record(cli, propose,
+        }) => record(
+            cli,
+            propose,
             Event::FundCreate(FundCreate {
                 fund: id.clone(),
                 name: name.clone(),
@@ -434,7 +444,9 @@ fn event_command(cli: &Cli, ev: &EventCommand, propose: Option<&Path>) -> Result
             country,
             lei,
             rec,
-        }) => record(cli, propose,
+        }) => record(
+            cli,
+            propose,
             Event::PartnerAdd(PartnerAdd {
                 partner: id.clone(),
                 legal_name: name.clone(),
@@ -451,7 +463,9 @@ fn event_command(cli: &Cli, ev: &EventCommand, propose: Option<&Path>) -> Result
             country,
             sector,
             rec,
-        }) => record(cli, propose,
+        }) => record(
+            cli,
+            propose,
             Event::StartupAdd(StartupAdd {
                 startup: id.clone(),
                 name: name.clone(),
@@ -493,7 +507,9 @@ fn event_command(cli: &Cli, ev: &EventCommand, propose: Option<&Path>) -> Result
         } => {
             let (amount, currency) = amount_with_currency(amount)?;
             let due = required_date(&Some(due_date.clone()))?;
-            record(cli, propose,
+            record(
+                cli,
+                propose,
                 Event::Call(Call {
                     fund: fund.clone(),
                     amount,
@@ -514,7 +530,9 @@ fn event_command(cli: &Cli, ev: &EventCommand, propose: Option<&Path>) -> Result
             rec,
         } => {
             let (amount, currency) = amount_with_currency(amount)?;
-            record(cli, propose,
+            record(
+                cli,
+                propose,
                 Event::Contribution(Contribution {
                     fund: fund.clone(),
                     partner: partner.clone(),
@@ -534,7 +552,9 @@ fn event_command(cli: &Cli, ev: &EventCommand, propose: Option<&Path>) -> Result
             rec,
         } => {
             let (amount, currency) = amount_with_currency(amount)?;
-            record(cli, propose,
+            record(
+                cli,
+                propose,
                 Event::Investment(StartupAmount {
                     fund: fund.clone(),
                     startup: startup.clone(),
@@ -553,7 +573,9 @@ fn event_command(cli: &Cli, ev: &EventCommand, propose: Option<&Path>) -> Result
             rec,
         } => {
             let (fair_value, currency) = amount_with_currency(fair_value)?;
-            record(cli, propose,
+            record(
+                cli,
+                propose,
                 Event::Valuation(Valuation {
                     fund: fund.clone(),
                     startup: startup.clone(),
@@ -579,7 +601,9 @@ fn event_command(cli: &Cli, ev: &EventCommand, propose: Option<&Path>) -> Result
                     "--proceeds and --cost must be in the same currency",
                 ));
             }
-            record(cli, propose,
+            record(
+                cli,
+                propose,
                 Event::Realization(Realization {
                     fund: fund.clone(),
                     startup: startup.clone(),
@@ -592,17 +616,27 @@ fn event_command(cli: &Cli, ev: &EventCommand, propose: Option<&Path>) -> Result
                 rec,
             )
         }
-        EventCommand::Distribute { fund, amount, rec } => record(cli, propose,
+        EventCommand::Distribute { fund, amount, rec } => record(
+            cli,
+            propose,
             Event::Distribution(fund_total(fund, amount, rec)?),
             rec,
         ),
-        EventCommand::Fee { fund, amount, rec } => {
-            record(cli, propose, Event::Fee(fund_total(fund, amount, rec)?), rec)
-        }
-        EventCommand::Expense { fund, amount, rec } => {
-            record(cli, propose, Event::Expense(fund_total(fund, amount, rec)?), rec)
-        }
-        EventCommand::Reverse { seq, reason, rec } => record(cli, propose,
+        EventCommand::Fee { fund, amount, rec } => record(
+            cli,
+            propose,
+            Event::Fee(fund_total(fund, amount, rec)?),
+            rec,
+        ),
+        EventCommand::Expense { fund, amount, rec } => record(
+            cli,
+            propose,
+            Event::Expense(fund_total(fund, amount, rec)?),
+            rec,
+        ),
+        EventCommand::Reverse { seq, reason, rec } => record(
+            cli,
+            propose,
             Event::Reversal(Reversal {
                 seq: *seq,
                 reason: reason.clone(),
@@ -623,7 +657,9 @@ fn event_command(cli: &Cli, ev: &EventCommand, propose: Option<&Path>) -> Result
         }
         EventCommand::Policy(PolicyCommand::Show { json }) => {
             if propose.is_some() {
-                return Err(Error::input("`policy show` records nothing and cannot be proposed"));
+                return Err(Error::input(
+                    "`policy show` records nothing and cannot be proposed",
+                ));
             }
             let ledger = Ledger::open_read_only(&cli.ledger)?;
             let state = ledger.state();
@@ -707,10 +743,12 @@ fn new_passphrase() -> Result<zeroize::Zeroizing<String>> {
         return keys::passphrase_from_env();
     }
     let first = zeroize::Zeroizing::new(
-        rpassword::prompt_password("new passphrase: ").map_err(|e| Error::io("cannot read the passphrase", e))?,
+        rpassword::prompt_password("new passphrase: ")
+            .map_err(|e| Error::io("cannot read the passphrase", e))?,
     );
     let second = zeroize::Zeroizing::new(
-        rpassword::prompt_password("repeat passphrase: ").map_err(|e| Error::io("cannot read the passphrase", e))?,
+        rpassword::prompt_password("repeat passphrase: ")
+            .map_err(|e| Error::io("cannot read the passphrase", e))?,
     );
     if first != second {
         return Err(Error::key("the two passphrases differ"));
@@ -799,9 +837,9 @@ fn report_outcome(outcome: &Appended, kind: &str, json: bool) {
 
 fn key_command(cli: &Cli, command: &KeyCommand, propose: Option<&Path>) -> Result<u8> {
     match command {
-        KeyCommand::Generate { .. } | KeyCommand::List { .. } if propose.is_some() => {
-            Err(Error::input("only commands that record an entry can be proposed"))
-        }
+        KeyCommand::Generate { .. } | KeyCommand::List { .. } if propose.is_some() => Err(
+            Error::input("only commands that record an entry can be proposed"),
+        ),
         KeyCommand::Rotate {
             old,
             new_public_key,
@@ -829,8 +867,13 @@ fn key_command(cli: &Cli, command: &KeyCommand, propose: Option<&Path>) -> Resul
             )
         }
         KeyCommand::Generate { name, dir, encrypt } => {
-            let passphrase = if *encrypt { Some(new_passphrase()?) } else { None };
-            let (paths, public) = keys::generate_with(dir, name, passphrase.as_deref().map(|p| p.as_str()))?;
+            let passphrase = if *encrypt {
+                Some(new_passphrase()?)
+            } else {
+                None
+            };
+            let (paths, public) =
+                keys::generate_with(dir, name, passphrase.as_deref().map(|p| p.as_str()))?;
             println!(
                 "wrote {} (private, mode 0600) and {}; key id {}",
                 paths.private.display(),
@@ -849,7 +892,9 @@ fn key_command(cli: &Cli, command: &KeyCommand, propose: Option<&Path>) -> Resul
             let key = keys::load_public_key(public_key)?;
             let name = name.clone().unwrap_or_else(|| file_stem(public_key));
             use base64::Engine;
-            record(cli, propose,
+            record(
+                cli,
+                propose,
                 Event::KeyEnroll(KeyEnroll {
                     name,
                     public_key: base64::engine::general_purpose::STANDARD.encode(key.as_bytes()),
@@ -868,7 +913,9 @@ fn key_command(cli: &Cli, command: &KeyCommand, propose: Option<&Path>) -> Resul
                 let ledger = Ledger::open_read_only(&cli.ledger)?;
                 resolve_key_id(ledger.state(), key_id)?
             };
-            record(cli, propose,
+            record(
+                cli,
+                propose,
                 Event::KeyRevoke(KeyRevoke {
                     key_id: full,
                     reason: reason.clone(),
@@ -940,8 +987,10 @@ fn resolve_key_id(state: &fundledger::state::State, prefix: &str) -> Result<Stri
         .collect();
     match matches.as_slice() {
         [one] if prefix.len() >= 8 => Ok(one.clone()),
-        [] => Err(Error::input(format!("no enrolled key id starts with {prefix:?}"))
-            .with_hint("see `fundledger key list`")),
+        [] => Err(
+            Error::input(format!("no enrolled key id starts with {prefix:?}"))
+                .with_hint("see `fundledger key list`"),
+        ),
         _ => Err(Error::input(format!(
             "key id {prefix:?} is ambiguous or shorter than 8 hex digits"
         ))),

@@ -101,7 +101,11 @@ impl Policy {
         commitment.partner_key = Some("if_enrolled".into());
         Policy {
             rules: vec![
-                rule(&["key.enroll", "key.revoke", "key.rotate", "policy.set"], admin, 1),
+                rule(
+                    &["key.enroll", "key.revoke", "key.rotate", "policy.set"],
+                    admin,
+                    1,
+                ),
                 rule(&["attest"], &["administrator", "recorder", "auditor"], 1),
                 rule(
                     &[
@@ -152,10 +156,9 @@ impl Policy {
                 return bad(format!("signers must be 1 to {POLICY_SIGNERS_MAX}"));
             }
             if let Some(t) = &r.above {
-                let amount: Decimal = t
-                    .amount
-                    .parse()
-                    .map_err(|_| Error::rule(format!("policy: threshold {:?} is not a decimal", t.amount)))?;
+                let amount: Decimal = t.amount.parse().map_err(|_| {
+                    Error::rule(format!("policy: threshold {:?} is not a decimal", t.amount))
+                })?;
                 if amount <= Decimal::ZERO || amount.normalize().to_string() != t.amount {
                     return bad(format!(
                         "threshold {:?} must be a positive decimal without trailing zeros",
@@ -163,17 +166,29 @@ impl Policy {
                     ));
                 }
                 if t.signers <= r.signers || t.signers > POLICY_SIGNERS_MAX {
-                    return bad("a threshold must ask for more signers than the rule, at most 16".into());
+                    return bad(
+                        "a threshold must ask for more signers than the rule, at most 16".into(),
+                    );
                 }
             }
             match r.partner_key.as_deref() {
                 None => {}
                 Some("required" | "if_enrolled") => {
-                    if let Some(k) = r.kinds.iter().find(|k| !PARTNER_KINDS.contains(&k.as_str())) {
-                        return bad(format!("partner_key applies only to kinds naming a partner, not {k}"));
+                    if let Some(k) = r
+                        .kinds
+                        .iter()
+                        .find(|k| !PARTNER_KINDS.contains(&k.as_str()))
+                    {
+                        return bad(format!(
+                            "partner_key applies only to kinds naming a partner, not {k}"
+                        ));
                     }
                 }
-                Some(other) => return bad(format!("partner_key {other:?} must be required or if_enrolled")),
+                Some(other) => {
+                    return bad(format!(
+                        "partner_key {other:?} must be required or if_enrolled"
+                    ))
+                }
             }
         }
         if let Some(k) = POLICY_KINDS.iter().find(|k| !seen.contains(k)) {
@@ -184,7 +199,9 @@ impl Policy {
 
     /// The rule for a kind.
     pub fn rule_for(&self, kind: &str) -> Option<&Rule> {
-        self.rules.iter().find(|r| r.kinds.iter().any(|k| k == kind))
+        self.rules
+            .iter()
+            .find(|r| r.kinds.iter().any(|k| k == kind))
     }
 }
 

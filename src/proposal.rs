@@ -55,7 +55,8 @@ pub struct Proposal {
 }
 
 fn bad(message: impl Into<String>) -> Error {
-    Error::input(message).with_hint("a proposal is made by `fundledger propose` and must not be edited by hand")
+    Error::input(message)
+        .with_hint("a proposal is made by `fundledger propose` and must not be edited by hand")
 }
 
 impl Proposal {
@@ -77,12 +78,16 @@ impl Proposal {
             )));
         }
         let bytes = hex::decode(&json.content).map_err(|_| bad("content is not hex"))?;
-        let content = Content::decode(&bytes).map_err(|e| bad(format!("content does not decode: {}", e.message())))?;
+        let content = Content::decode(&bytes)
+            .map_err(|e| bad(format!("content does not decode: {}", e.message())))?;
         let hash = content.hash();
         if hex::encode(hash) != json.entry_hash {
-            return Err(bad("the proposal was changed: its content no longer has the hash that was signed"));
+            return Err(bad(
+                "the proposal was changed: its content no longer has the hash that was signed",
+            ));
         }
-        let body: serde_json::Value = serde_json::from_slice(&content.body).map_err(|_| bad("body is not JSON"))?;
+        let body: serde_json::Value =
+            serde_json::from_slice(&content.body).map_err(|_| bad("body is not JSON"))?;
         if json.origin != content.origin
             || json.seq != content.seq
             || json.prev_hash != hex::encode(content.prev_hash)
@@ -90,7 +95,9 @@ impl Proposal {
             || json.kind != content.kind
             || json.body != body
         {
-            return Err(bad("the proposal's readable fields do not match its content: it was edited"));
+            return Err(bad(
+                "the proposal's readable fields do not match its content: it was edited",
+            ));
         }
         let mut signatures: Vec<EntrySignature> = Vec::new();
         for s in &json.signatures {
@@ -103,11 +110,17 @@ impl Proposal {
                 .and_then(|v| v.try_into().ok())
                 .ok_or_else(|| bad("a signature is not 64 bytes of hex"))?;
             if signatures.iter().any(|x| x.key_id == key_id) {
-                return Err(bad(format!("key {} signed the proposal twice", &s.key_id[..16])));
+                return Err(bad(format!(
+                    "key {} signed the proposal twice",
+                    &s.key_id[..16]
+                )));
             }
             signatures.push(EntrySignature { key_id, signature });
         }
-        Ok(Proposal { content, signatures })
+        Ok(Proposal {
+            content,
+            signatures,
+        })
     }
 
     /// Check every signature already on the proposal against the keys the
@@ -123,7 +136,10 @@ impl Proposal {
                 ))
             })?;
             if record.revoked_seq.is_some() {
-                return Err(Error::rule(format!("the proposal is signed by revoked key {}", record.name)));
+                return Err(Error::rule(format!(
+                    "the proposal is signed by revoked key {}",
+                    record.name
+                )));
             }
             if !entry::verify_signature(&record.public_key, &hash, sig) {
                 return Err(Error::rule(format!(
@@ -139,10 +155,14 @@ impl Proposal {
     pub fn sign(&mut self, key: &SigningKey) -> Result<()> {
         let id = key_id(&key.verifying_key());
         if self.signatures.iter().any(|s| s.key_id == id) {
-            return Err(Error::input("this key already signed the proposal; each signer counts once"));
+            return Err(Error::input(
+                "this key already signed the proposal; each signer counts once",
+            ));
         }
         if self.signatures.len() >= SIGNERS_MAX {
-            return Err(Error::input(format!("a proposal holds at most {SIGNERS_MAX} signatures")));
+            return Err(Error::input(format!(
+                "a proposal holds at most {SIGNERS_MAX} signatures"
+            )));
         }
         self.signatures.push(entry::sign(key, &self.content.hash()));
         Ok(())
@@ -150,8 +170,8 @@ impl Proposal {
 
     /// The proposal file text.
     pub fn to_json(&self) -> Result<String> {
-        let body: serde_json::Value =
-            serde_json::from_slice(&self.content.body).map_err(|_| Error::format("body is not JSON"))?;
+        let body: serde_json::Value = serde_json::from_slice(&self.content.body)
+            .map_err(|_| Error::format("body is not JSON"))?;
         let json = ProposalJson {
             format_version: PROPOSAL_FORMAT_VERSION,
             file_type: PROPOSAL_TYPE.into(),
@@ -172,7 +192,8 @@ impl Proposal {
                 })
                 .collect(),
         };
-        let mut text = serde_json::to_string_pretty(&json).map_err(|e| Error::format(e.to_string()))?;
+        let mut text =
+            serde_json::to_string_pretty(&json).map_err(|e| Error::format(e.to_string()))?;
         text.push('\n');
         Ok(text)
     }

@@ -265,7 +265,10 @@ enum Effect {
     Genesis(KeyRecord, Option<Policy>),
     Enroll(KeyRecord),
     Revoke(KeyId),
-    Rotate { old: KeyId, new: KeyRecord },
+    Rotate {
+        old: KeyId,
+        new: KeyRecord,
+    },
     Policy(Policy),
     Fund(Box<FundState>),
     Partner(PartnerAdd),
@@ -561,11 +564,18 @@ impl State {
     }
 
     /// The enrolled keys of `signers`, each active at entry `seq`.
-    pub fn signer_records(&self, seq: u64, event: &Event, signers: &[KeyId]) -> Result<Vec<KeyRecord>> {
+    pub fn signer_records(
+        &self,
+        seq: u64,
+        event: &Event,
+        signers: &[KeyId],
+    ) -> Result<Vec<KeyRecord>> {
         if let Event::Genesis(g) = event {
             let key = decode_public_key(&g.key.public_key)?;
             if signers != [key_id(&key)] {
-                return Err(Error::rule("the genesis entry must be signed by exactly the key it enrolls"));
+                return Err(Error::rule(
+                    "the genesis entry must be signed by exactly the key it enrolls",
+                ));
             }
             return Ok(vec![KeyRecord {
                 key_id: key_id(&key),
@@ -608,17 +618,20 @@ impl State {
             return Ok(());
         }
         let kind = event.kind();
-        let rule = self
-            .policy
-            .rule_for(kind)
-            .ok_or_else(|| Error::rule(format!("the policy in force has no rule for {kind} entries")))?;
+        let rule = self.policy.rule_for(kind).ok_or_else(|| {
+            Error::rule(format!(
+                "the policy in force has no rule for {kind} entries"
+            ))
+        })?;
         let partner = crate::policy::event_partner(event);
         let wants_partner = match rule.partner_key.as_deref() {
             Some("required") => true,
             Some("if_enrolled") => partner.is_some_and(|p| {
-                self.keys
-                    .values()
-                    .any(|k| k.role == "partner" && k.partner.as_deref() == Some(p) && k.revoked_seq.is_none())
+                self.keys.values().any(|k| {
+                    k.role == "partner"
+                        && k.partner.as_deref() == Some(p)
+                        && k.revoked_seq.is_none()
+                })
             }),
             _ => false,
         };
@@ -627,7 +640,10 @@ impl State {
         for k in signers {
             if rule.roles.contains(&k.role) {
                 role_signers += 1;
-            } else if rule.partner_key.is_some() && k.role == "partner" && k.partner.as_deref() == partner {
+            } else if rule.partner_key.is_some()
+                && k.role == "partner"
+                && k.partner.as_deref() == partner
+            {
                 partner_signed = true;
             } else {
                 return Err(Error::rule(format!(
@@ -640,14 +656,20 @@ impl State {
         }
         let mut needed = rule.signers;
         let mut why = String::new();
-        if let (Some(t), Some(amount), Some(fund)) =
-            (&rule.above, crate::policy::event_amount(event), event.fund())
-        {
+        if let (Some(t), Some(amount), Some(fund)) = (
+            &rule.above,
+            crate::policy::event_amount(event),
+            event.fund(),
+        ) {
             let amount: Decimal = amount.parse().unwrap_or_default();
             let limit: Decimal = t.amount.parse().unwrap_or_default();
             if amount > limit {
                 needed = t.signers;
-                let code = self.funds.get(fund).map(|f| f.currency.code()).unwrap_or_default();
+                let code = self
+                    .funds
+                    .get(fund)
+                    .map(|f| f.currency.code())
+                    .unwrap_or_default();
                 why = format!(" (the amount is above {} {code})", t.amount);
             }
         }
@@ -677,7 +699,12 @@ impl State {
 
     /// Check that `signers` may sign `event` as entry `seq`; returns their
     /// public keys in order.
-    pub fn authorize(&self, seq: u64, event: &Event, signers: &[KeyId]) -> Result<Vec<VerifyingKey>> {
+    pub fn authorize(
+        &self,
+        seq: u64,
+        event: &Event,
+        signers: &[KeyId],
+    ) -> Result<Vec<VerifyingKey>> {
         let records = self.signer_records(seq, event, signers)?;
         self.check_policy(event, &records)?;
         Ok(records.iter().map(|r| r.public_key).collect())
@@ -749,7 +776,10 @@ impl State {
                     .get(&old)
                     .ok_or_else(|| Error::rule(format!("key {} is not enrolled", r.old_key_id)))?;
                 if record.revoked_seq.is_some() {
-                    return Err(Error::rule(format!("key {} is already revoked", record.name)));
+                    return Err(Error::rule(format!(
+                        "key {} is already revoked",
+                        record.name
+                    )));
                 }
                 let new = self.key_record(
                     seq,
@@ -1369,7 +1399,10 @@ impl State {
             }
             // A fair-value adjustment only exists on a holding with cost:
             // otherwise NAV would carry value no entry can ever release.
-            if matches!(key.account, Account::Investments | Account::FairValueAdjustment) {
+            if matches!(
+                key.account,
+                Account::Investments | Account::FairValueAdjustment
+            ) {
                 let balance_after = |account: Account| {
                     let k = AccountKey::new(account, &key.dimension);
                     fund.balances.get(&k).copied().unwrap_or_default() + delta_of(&k)
@@ -1382,7 +1415,9 @@ impl State {
                         money::format_amount(fva, fund.currency),
                         key.dimension
                     ))
-                    .with_hint("reverse the later valuations or realizations of that holding first"));
+                    .with_hint(
+                        "reverse the later valuations or realizations of that holding first",
+                    ));
                 }
             }
         }

@@ -235,12 +235,14 @@ impl Store {
         for version in 1..=applied {
             let (name, sql) = MIGRATIONS[version - 1];
             match rows.iter().find(|r| r.0 == version as i64) {
-                None => return Err(Error::new(
-                    ErrorKind::NotALedger,
-                    format!(
+                None => {
+                    return Err(Error::new(
+                        ErrorKind::NotALedger,
+                        format!(
                         "applied migration {name} is missing from the ledger's migration history"
                     ),
-                )),
+                    ))
+                }
                 Some((_, found_name, sum)) => {
                     if found_name != name || *sum != migration_checksum(sql) {
                         return Err(Error::new(

@@ -248,7 +248,9 @@ impl ChainVerifier<'_> {
             return None;
         }
         if seq > self.chunk_base {
-            self.chunk_hashes.get((seq - 1 - self.chunk_base) as usize).copied()
+            self.chunk_hashes
+                .get((seq - 1 - self.chunk_base) as usize)
+                .copied()
         } else {
             self.flushed_hash
         }
@@ -509,7 +511,9 @@ pub fn verify_with(
         }
     }
     progress(v.expected_seq, total);
-    let good_entries = failure.as_ref().map_or(v.expected_seq, |f| f.seq.min(v.expected_seq));
+    let good_entries = failure
+        .as_ref()
+        .map_or(v.expected_seq, |f| f.seq.min(v.expected_seq));
     if failure.is_none() && v.expected_seq == 0 {
         failure = Some(fail(0, "genesis", "the ledger has no entries"));
     }

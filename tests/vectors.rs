@@ -101,7 +101,10 @@ fn build(input: &Value) -> (Content, Record) {
     let content = Content {
         origin: input["origin"].as_str().unwrap().into(),
         seq: input["seq"].as_u64().unwrap(),
-        prev_hash: hex::decode(input["prev_hash"].as_str().unwrap()).unwrap().try_into().unwrap(),
+        prev_hash: hex::decode(input["prev_hash"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap(),
         recorded_at_unix_ms: input["recorded_at_unix_ms"].as_i64().unwrap(),
         kind: input["kind"].as_str().unwrap().into(),
         body: input["body"].as_str().unwrap().as_bytes().to_vec(),
@@ -152,16 +155,28 @@ fn valid_vectors_match_the_implementation() {
         // And the record must decode back to the inputs, with good signatures.
         let bytes = hex::decode(stored["expected"]["record_hex"].as_str().unwrap()).unwrap();
         let record = Record::decode(&bytes).unwrap();
-        assert_eq!(record.content.body, stored["body"].as_str().unwrap().as_bytes());
+        assert_eq!(
+            record.content.body,
+            stored["body"].as_str().unwrap().as_bytes()
+        );
         Body::decode(&record.content.kind, &record.content.body).unwrap();
         for (sig, seed) in record.signatures.iter().zip(sorted_keys(&stored)) {
-            assert!(entry::verify_signature(&seed.verifying_key(), &record.content.hash(), sig));
+            assert!(entry::verify_signature(
+                &seed.verifying_key(),
+                &record.content.hash(),
+                sig
+            ));
         }
     }
 }
 
 fn sorted_keys(v: &Value) -> Vec<SigningKey> {
-    let mut keys: Vec<SigningKey> = v["seeds"].as_array().unwrap().iter().map(|s| key(s.as_str().unwrap())).collect();
+    let mut keys: Vec<SigningKey> = v["seeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| key(s.as_str().unwrap()))
+        .collect();
     keys.sort_by_key(|k| entry::key_id(&k.verifying_key()));
     keys
 }
@@ -172,46 +187,129 @@ fn invalid_inputs() -> Vec<(String, String, Vec<u8>)> {
     let (content, record) = build(&inputs[1]);
     let good = record.encode();
     let mut out = Vec::new();
-    let mut push = |name: &str, why: &str, bytes: Vec<u8>| out.push((name.to_string(), why.to_string(), bytes));
+    let mut push = |name: &str, why: &str, bytes: Vec<u8>| {
+        out.push((name.to_string(), why.to_string(), bytes))
+    };
 
     let mut v = good.clone();
     v[16] = 2;
-    push("unknown-version", "version byte 2 is not a known format version", v);
+    push(
+        "unknown-version",
+        "version byte 2 is not a known format version",
+        v,
+    );
     let mut v = good.clone();
     v.push(0);
     push("trailing-byte", "a byte after the last signature", v);
-    push("truncated", "the record ends inside the last signature", good[..good.len() - 1].to_vec());
+    push(
+        "truncated",
+        "the record ends inside the last signature",
+        good[..good.len() - 1].to_vec(),
+    );
     let mut v = good.clone();
     v[0] = b'F';
-    push("bad-magic", "the record does not start with \"fundledger/entry\"", v);
+    push(
+        "bad-magic",
+        "the record does not start with \"fundledger/entry\"",
+        v,
+    );
 
     let sig = record.signatures[0].clone();
-    let dup = Record { content: content.clone(), signatures: vec![sig.clone(), sig.clone()] };
-    push("duplicate-signer", "the same key id signs twice", dup.encode());
-    let none = Record { content: content.clone(), signatures: vec![] };
-    push("no-signature", "an entry needs at least one signature", none.encode());
+    let dup = Record {
+        content: content.clone(),
+        signatures: vec![sig.clone(), sig.clone()],
+    };
+    push(
+        "duplicate-signer",
+        "the same key id signs twice",
+        dup.encode(),
+    );
+    let none = Record {
+        content: content.clone(),
+        signatures: vec![],
+    };
+    push(
+        "no-signature",
+        "an entry needs at least one signature",
+        none.encode(),
+    );
     let two = build(&inputs[3]).1;
-    let unsorted = Record { content: two.content.clone(), signatures: two.signatures.iter().rev().cloned().collect() };
-    push("unsorted-signers", "signatures are not sorted by key id", unsorted.encode());
+    let unsorted = Record {
+        content: two.content.clone(),
+        signatures: two.signatures.iter().rev().cloned().collect(),
+    };
+    push(
+        "unsorted-signers",
+        "signatures are not sorted by key id",
+        unsorted.encode(),
+    );
 
     let with_body = |body: &str| {
         let mut c = content.clone();
         c.body = body.as_bytes().to_vec();
-        Record { content: c, signatures: vec![sig.clone()] }.encode()
+        Record {
+            content: c,
+            signatures: vec![sig.clone()],
+        }
+        .encode()
     };
     let body = String::from_utf8(content.body.clone()).unwrap();
-    push("body-whitespace", "the body has a space after a colon", with_body(&body.replacen(":", ": ", 1)));
-    push("body-key-order", "body keys are not sorted", with_body(&body.replacen(r#"{"event""#, r#"{"idempotency_key":"x","event""#, 1).replacen(r#","idempotency_key":"sub-2026-001""#, "", 1)));
-    push("body-number-size", "a number with a fraction", with_body(&body.replacen(r#""size":0"#, r#""size":0.0"#, 1)));
-    push("body-escaped-ascii", "an ASCII character written as a \\u escape", with_body(&body.replacen("sub-", "sub\\u002d", 1)));
-    push("body-null", "a null value", with_body(&body.replacen(r#""size":0"#, r#""size":null"#, 1)));
-    push("body-unknown-field", "an unknown field in the event", with_body(&body.replacen(r#""file_name""#, r#""extra":"x","file_name""#, 1)));
+    push(
+        "body-whitespace",
+        "the body has a space after a colon",
+        with_body(&body.replacen(":", ": ", 1)),
+    );
+    push(
+        "body-key-order",
+        "body keys are not sorted",
+        with_body(
+            &body
+                .replacen(r#"{"event""#, r#"{"idempotency_key":"x","event""#, 1)
+                .replacen(r#","idempotency_key":"sub-2026-001""#, "", 1),
+        ),
+    );
+    push(
+        "body-number-size",
+        "a number with a fraction",
+        with_body(&body.replacen(r#""size":0"#, r#""size":0.0"#, 1)),
+    );
+    push(
+        "body-escaped-ascii",
+        "an ASCII character written as a \\u escape",
+        with_body(&body.replacen("sub-", "sub\\u002d", 1)),
+    );
+    push(
+        "body-null",
+        "a null value",
+        with_body(&body.replacen(r#""size":0"#, r#""size":null"#, 1)),
+    );
+    push(
+        "body-unknown-field",
+        "an unknown field in the event",
+        with_body(&body.replacen(r#""file_name""#, r#""extra":"x","file_name""#, 1)),
+    );
     let mut c = content.clone();
     c.kind = "no.such.kind".into();
-    push("unknown-kind", "a kind this version does not know", Record { content: c, signatures: vec![sig.clone()] }.encode());
+    push(
+        "unknown-kind",
+        "a kind this version does not know",
+        Record {
+            content: c,
+            signatures: vec![sig.clone()],
+        }
+        .encode(),
+    );
     let mut c = content.clone();
     c.origin = "has space".into();
-    push("bad-origin", "an origin with a space", Record { content: c, signatures: vec![sig] }.encode());
+    push(
+        "bad-origin",
+        "an origin with a space",
+        Record {
+            content: c,
+            signatures: vec![sig],
+        }
+        .encode(),
+    );
     out
 }
 
@@ -234,8 +332,14 @@ fn invalid_vectors_are_rejected() {
         }
         let stored = read(&path);
         let stored_bytes = hex::decode(stored["record_hex"].as_str().unwrap()).unwrap();
-        assert_eq!(stored_bytes, bytes, "vector {name} is out of date: bless it");
-        assert!(decodes(&stored_bytes).is_err(), "vector {name} was accepted: {why}");
+        assert_eq!(
+            stored_bytes, bytes,
+            "vector {name} is out of date: bless it"
+        );
+        assert!(
+            decodes(&stored_bytes).is_err(),
+            "vector {name} was accepted: {why}"
+        );
     }
 }
 
@@ -245,7 +349,11 @@ fn no_stray_vector_files() {
     let mut known: Vec<String> = valid_inputs()
         .iter()
         .map(|v| format!("valid-{}.json", v["name"].as_str().unwrap()))
-        .chain(invalid_inputs().into_iter().map(|(n, _, _)| format!("invalid-{n}.json")))
+        .chain(
+            invalid_inputs()
+                .into_iter()
+                .map(|(n, _, _)| format!("invalid-{n}.json")),
+        )
         .collect();
     known.push("README.md".into());
     for entry in std::fs::read_dir(vectors_dir()).unwrap() {

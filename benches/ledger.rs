@@ -1,0 +1,685 @@
+//! fundledger benchmarks: the raw primitives a ledger rests on, measured on
+//! this machine, and the ledger itself at a given size, each printed as a
+//! ratio to its limit.
+//!
+//!     cargo bench --bench ledger -- --entries 1000000
+//!
+//! Every ledger phase runs in its own child process (this binary, re-run
+//! with `--phase`), so that each reports its own peak memory (VmHWM). Numbers
+//! live here and in BENCHMARKS.md, never in tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use ed25519_dalek::{Signer, SigningKey};
+use fundledger::event::*;
+use fundledger::ledger::{AppendRequest, Ledger};
+use rusqlite::params;
+use sha2::{Digest, Sha256};
+
+const PARTNERS: usize = 10;
+const STARTUPS: usize = 40;
+const FUND: &str = "bench-fund";
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn per_second(count: usize, start: Instant) -> f64 {
+    count as f64 / start.elapsed().as_secs_f64()
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+// ---------------------------------------------------------------- limits
+
+struct Limits {
+    sign: f64,
+    verify: f64,
+    batch_verify_core: f64,
+    batch_verify_all: f64,
+    sha256_300: f64,
+    sqlite_batched: f64,
+    sqlite_durable: f64,
+    pipeline_1_thread: f64,
+    readback_verify_all: f64,
+}
+
+fn sample_sigs(
+    n: usize,
+) -> (
+    Vec<ed25519_dalek::VerifyingKey>,
+    Vec<[u8; 62]>,
+    Vec<ed25519_dalek::Signature>,
+) {
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let msgs: Vec<[u8; 62]> = (0..n)
+        .map(|i| fundledger::entry::signed_message(&Sha256::digest(i.to_be_bytes()).into()))
+        .collect();
+    let sigs = msgs.iter().map(|m| key.sign(m)).collect();
+    (vec![key.verifying_key(); n], msgs, sigs)
+}
+
+fn batch_verify(
+    keys: &[ed25519_dalek::VerifyingKey],
+    msgs: &[[u8; 62]],
+    sigs: &[ed25519_dalek::Signature],
+) {
+    for ((k, m), s) in keys.chunks(64).zip(msgs.chunks(64)).zip(sigs.chunks(64)) {
+        let refs: Vec<&[u8]> = m.iter().map(|x| &x[..]).collect();
+        ed25519_dalek::verify_batch(&refs, s, k).expect("valid batch");
+    }
+}
+
+fn measure_limits(dir: &Path) -> Limits {
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let n = 20_000;
+    let (keys, msgs, sigs) = sample_sigs(n);
+
+    let t = Instant::now();
+    for m in &msgs {
+        std::hint::black_box(key.sign(m));
+    }
+    let sign = per_second(n, t);
+
+    let t = Instant::now();
+    for (m, s) in msgs.iter().zip(&sigs) {
+        key.verifying_key().verify_strict(m, s).expect("valid");
+    }
+    let verify = per_second(n, t);
+
+    let t = Instant::now();
+    batch_verify(&keys, &msgs, &sigs);
+    let batch_verify_core = per_second(n, t);
+
+    let t = Instant::now();
+    let per = n.div_ceil(threads());
+    std::thread::scope(|s| {
+        for ((k, m), g) in keys.chunks(per).zip(msgs.chunks(per)).zip(sigs.chunks(per)) {
+            s.spawn(move || batch_verify(k, m, g));
+        }
+    });
+    let batch_verify_all = per_second(n, t);
+
+    let data = [0x5au8; 300];
+    let hashes = 1_000_000;
+    let t = Instant::now();
+    for i in 0..hashes {
+        let mut h = Sha256::new();
+        h.update(data);
+        h.update((i as u64).to_be_bytes());
+        std::hint::black_box(h.finalize());
+    }
+    let sha256_300 = per_second(hashes, t);
+
+    let db = dir.join("limits.sqlite");
+    let _ = std::fs::remove_file(&db);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
+         CREATE TABLE t (seq INTEGER PRIMARY KEY, h BLOB NOT NULL, r BLOB NOT NULL);",
+    )
+    .unwrap();
+    let rows = 200_000;
+    let t = Instant::now();
+    for chunk in 0..rows / 10_000 {
+        let tx = conn.unchecked_transaction().unwrap();
+        {
+            let mut st = tx
+                .prepare_cached("INSERT INTO t VALUES (?1, ?2, ?3)")
+                .unwrap();
+            for i in 0..10_000 {
+                let seq = (chunk * 10_000 + i) as i64;
+                st.execute(params![seq, &[1u8; 32][..], &data[..]]).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    let sqlite_batched = per_second(rows, t);
+
+    let commits = 1_000;
+    let t = Instant::now();
+    for i in 0..commits {
+        conn.execute(
+            "INSERT INTO t VALUES (?1, ?2, ?3)",
+            params![(rows + i) as i64, &[1u8; 32][..], &data[..]],
+        )
+        .unwrap();
+    }
+    let sqlite_durable = per_second(commits, t);
+
+    // Hash, sign and insert 300-byte records on one thread.
+    conn.execute("DELETE FROM t", []).unwrap();
+    let n_pipe = 20_000;
+    let t = Instant::now();
+    let tx = conn.unchecked_transaction().unwrap();
+    {
+        let mut st = tx
+            .prepare_cached("INSERT INTO t VALUES (?1, ?2, ?3)")
+            .unwrap();
+        let mut prev = [0u8; 32];
+        for i in 0..n_pipe {
+            let mut h = Sha256::new();
+            h.update(prev);
+            h.update(data);
+            let hash: [u8; 32] = h.finalize().into();
+            let sig = key.sign(&fundledger::entry::signed_message(&hash));
+            let mut rec = data.to_vec();
+            rec.extend_from_slice(&sig.to_bytes());
+            st.execute(params![i as i64, &hash[..], rec]).unwrap();
+            prev = hash;
+        }
+    }
+    tx.commit().unwrap();
+    let pipeline_1_thread = per_second(n_pipe, t);
+
+    // Read back, re-chain and batch-verify on every core.
+    let t = Instant::now();
+    let mut st = conn.prepare("SELECT h, r FROM t ORDER BY seq").unwrap();
+    let mut rows_iter = st.query([]).unwrap();
+    let mut prev = [0u8; 32];
+    let mut msgs = Vec::with_capacity(n_pipe);
+    let mut sigs = Vec::with_capacity(n_pipe);
+    while let Some(row) = rows_iter.next().unwrap() {
+        let r: Vec<u8> = row.get(1).unwrap();
+        let mut h = Sha256::new();
+        h.update(prev);
+        h.update(&r[..300]);
+        let hash: [u8; 32] = h.finalize().into();
+        msgs.push(fundledger::entry::signed_message(&hash));
+        sigs.push(ed25519_dalek::Signature::from_bytes(
+            &r[300..364].try_into().unwrap(),
+        ));
+        prev = hash;
+    }
+    let keys = vec![key.verifying_key(); msgs.len()];
+    let per = msgs.len().div_ceil(threads());
+    std::thread::scope(|s| {
+        for ((k, m), g) in keys.chunks(per).zip(msgs.chunks(per)).zip(sigs.chunks(per)) {
+            s.spawn(move || batch_verify(k, m, g));
+        }
+    });
+    let readback_verify_all = per_second(n_pipe, t);
+    drop(rows_iter);
+    drop(st);
+    drop(conn);
+    let _ = std::fs::remove_file(&db);
+
+    Limits {
+        sign,
+        verify,
+        batch_verify_core,
+        batch_verify_all,
+        sha256_300,
+        sqlite_batched,
+        sqlite_durable,
+        pipeline_1_thread,
+        readback_verify_all,
+    }
+}
+
+// ---------------------------------------------------------------- ledger
+
+fn keys() -> (SigningKey, SigningKey) {
+    (
+        SigningKey::from_bytes(&[1; 32]),
+        SigningKey::from_bytes(&[2; 32]),
+    )
+}
+
+fn b64(k: &SigningKey) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(k.verifying_key().as_bytes())
+}
+
+fn amount(units: u64) -> String {
+    format!("{units}.00")
+}
+
+fn fund_total(units: u64, date: &str) -> FundTotal {
+    FundTotal {
+        fund: FUND.into(),
+        amount: amount(units),
+        currency: "USD".into(),
+        date: date.into(),
+        memo: None,
+    }
+}
+
+/// A year of fund activity per cycle: a capital call and every partner's
+/// payment, investments, valuations, a fee and an attestation. Amounts
+/// keep every rule satisfied without looking at the ledger.
+fn cycle(i: u64, calls: &mut u64) -> Vec<Event> {
+    let date = format!(
+        "{}-{:02}-{:02}",
+        2000 + (i / 300) % 200,
+        1 + (i / 25) % 12,
+        1 + i % 25
+    );
+    *calls += 1;
+    let call_units = 100_000 * PARTNERS as u64;
+    let mut out = vec![Event::Call(Call {
+        fund: FUND.into(),
+        amount: amount(call_units),
+        currency: "USD".into(),
+        purpose: "investment".into(),
+        date: date.clone(),
+        due_date: date.clone(),
+        memo: None,
+    })];
+    for p in 0..PARTNERS {
+        out.push(Event::Contribution(Contribution {
+            fund: FUND.into(),
+            partner: format!("p{p:02}"),
+            call: *calls,
+            amount: amount(call_units / PARTNERS as u64),
+            currency: "USD".into(),
+            date: date.clone(),
+            memo: None,
+        }));
+    }
+    for k in 0..3 {
+        let startup = format!("s{:02}", (i * 3 + k) % STARTUPS as u64);
+        out.push(Event::Investment(StartupAmount {
+            fund: FUND.into(),
+            startup: startup.clone(),
+            amount: amount(250_000),
+            currency: "USD".into(),
+            date: date.clone(),
+            memo: None,
+        }));
+        out.push(Event::Valuation(Valuation {
+            fund: FUND.into(),
+            startup,
+            fair_value: amount(250_000 * (i + 1) + 1_000 * k),
+            currency: "USD".into(),
+            date: date.clone(),
+            memo: None,
+        }));
+    }
+    out.push(Event::Fee(fund_total(10_000, &date)));
+    out.push(Event::Attest(Attest {
+        file_name: format!("board-minutes-{i}.pdf"),
+        sha256: hex::encode(Sha256::digest(i.to_be_bytes())),
+        size: 1000 + i,
+        note: "board minutes".into(),
+    }));
+    out
+}
+
+fn build(path: &Path, entries: u64) {
+    let (admin, recorder) = keys();
+    let t0 = 1_700_000_000_000;
+    let mut ledger = Ledger::init(path, "bench.example.org/fund", &admin, "admin", t0).unwrap();
+    ledger
+        .append(AppendRequest {
+            event: Event::KeyEnroll(KeyEnroll {
+                name: "recorder".into(),
+                public_key: b64(&recorder),
+                role: "recorder".into(),
+                partner: None,
+            }),
+            idempotency_key: None,
+            signers: &[&admin],
+            now_unix_ms: t0,
+        })
+        .unwrap();
+    let mut setup = vec![Event::FundCreate(FundCreate {
+        fund: FUND.into(),
+        name: "Benchmark Fund".into(),
+        currency: "USD".into(),
+        jurisdiction: "AE".into(),
+        vintage: 2000,
+        management_fee_rate: "0.02".into(),
+        management_fee_basis: "committed".into(),
+        date: "2000-01-01".into(),
+    })];
+    for p in 0..PARTNERS {
+        setup.push(Event::PartnerAdd(PartnerAdd {
+            partner: format!("p{p:02}"),
+            legal_name: format!("Partner {p}"),
+            partner_type: if p < 4 { "government" } else { "private" }.into(),
+            country: "AE".into(),
+            lei: None,
+            date: "2000-01-01".into(),
+        }));
+        setup.push(Event::Commitment(FundAmount {
+            fund: FUND.into(),
+            partner: format!("p{p:02}"),
+            amount: amount(10_000_000_000_000),
+            currency: "USD".into(),
+            date: "2000-01-01".into(),
+            memo: None,
+        }));
+    }
+    for s in 0..STARTUPS {
+        setup.push(Event::StartupAdd(StartupAdd {
+            startup: format!("s{s:02}"),
+            name: format!("Startup {s}"),
+            country: "AE".into(),
+            sector: "AI".into(),
+            date: "2000-01-01".into(),
+        }));
+    }
+    let signers = [&recorder];
+    ledger
+        .append_batch(setup.into_iter().map(|e| (e, None)).collect(), &signers, t0)
+        .unwrap();
+    let start_count = ledger.store().count().unwrap();
+    let target = entries.max(start_count);
+    let t = Instant::now();
+    let (mut i, mut calls, mut appended) = (0u64, 0u64, 0u64);
+    let mut batch = Vec::new();
+    while start_count + appended < target {
+        for e in cycle(i, &mut calls) {
+            if start_count + appended + batch.len() as u64 >= target {
+                break;
+            }
+            batch.push((e, None));
+        }
+        i += 1;
+        if batch.len() >= 20_000 || start_count + appended + batch.len() as u64 >= target {
+            appended += batch.len() as u64;
+            ledger
+                .append_batch(std::mem::take(&mut batch), &signers, t0 + 1)
+                .unwrap();
+        }
+    }
+    let eps = appended as f64 / t.elapsed().as_secs_f64();
+    println!("RESULT append_eps {eps:.0}");
+    println!("RESULT append_peak_mib {:.1}", peak_rss_mib());
+}
+
+fn phase(name: &str, path: &Path, entries: u64) {
+    match name {
+        "build" => build(path, entries),
+        "verify" => {
+            let store = fundledger::store::Store::open_read_only(path).unwrap();
+            let t = Instant::now();
+            let report = fundledger::verify::verify(&store, &mut |_, _| {}).unwrap();
+            assert!(report.is_intact(), "{report:?}");
+            println!(
+                "RESULT verify_eps {:.0}",
+                per_second(report.entries_verified as usize, t)
+            );
+            println!("RESULT verify_peak_mib {:.1}", peak_rss_mib());
+        }
+        "query" => {
+            let t = Instant::now();
+            let ledger = Ledger::open_read_only(path).unwrap();
+            println!("RESULT open_ms {:.1}", t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            let b = fundledger::query::balances(&ledger, Some(FUND), None).unwrap();
+            assert_eq!(b.funds[0].total, "0.00");
+            println!("RESULT balances_ms {:.1}", t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            fundledger::query::position(&ledger, FUND, None, None).unwrap();
+            println!("RESULT position_ms {:.1}", t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            let head = ledger.tree_head().unwrap();
+            println!("RESULT tree_head_ms {:.3}", t.elapsed().as_secs_f64() * 1e3);
+            let n = head.tree_size;
+            let proofs = 1000u64;
+            let t = Instant::now();
+            for i in 0..proofs {
+                std::hint::black_box(ledger.inclusion_proof((i * 7919) % n, n).unwrap());
+            }
+            println!(
+                "RESULT inclusion_proof_ms {:.4}",
+                t.elapsed().as_secs_f64() * 1e3 / proofs as f64
+            );
+            let t = Instant::now();
+            for i in 0..proofs {
+                std::hint::black_box(
+                    ledger
+                        .consistency_proof(1 + (i * 7919) % (n - 1), n)
+                        .unwrap(),
+                );
+            }
+            println!(
+                "RESULT consistency_proof_ms {:.4}",
+                t.elapsed().as_secs_f64() * 1e3 / proofs as f64
+            );
+            let (admin, _) = keys();
+            let t = Instant::now();
+            fundledger::checkpoint::sign_checkpoint(&ledger, &admin).unwrap();
+            println!(
+                "RESULT checkpoint_ms {:.3}",
+                t.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        "durable" => {
+            let (admin, _) = keys();
+            let _ = std::fs::remove_file(path);
+            let mut ledger =
+                Ledger::init(path, "bench.example.org/durable", &admin, "admin", 0).unwrap();
+            let n = 1000;
+            let t = Instant::now();
+            for i in 0..n {
+                ledger
+                    .append(AppendRequest {
+                        event: Event::Attest(Attest {
+                            file_name: format!("f{i}"),
+                            sha256: "00".repeat(32),
+                            size: i,
+                            note: "n".into(),
+                        }),
+                        idempotency_key: None,
+                        signers: &[&admin],
+                        now_unix_ms: 1,
+                    })
+                    .unwrap();
+            }
+            println!("RESULT durable_append_eps {:.0}", per_second(n as usize, t));
+        }
+        other => panic!("unknown phase {other}"),
+    }
+}
+
+fn run_phase(name: &str, path: &Path, entries: u64) -> Vec<(String, f64)> {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--phase", name, "--ledger"])
+        .arg(path)
+        .args(["--entries", &entries.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "phase {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("RESULT "))
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+fn timed_cli(args: &[&str]) -> f64 {
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_fundledger"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let entries: u64 = arg("--entries")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    if let Some(name) = arg("--phase") {
+        phase(&name, &PathBuf::from(arg("--ledger").unwrap()), entries);
+        return;
+    }
+    let dir = PathBuf::from(arg("--dir").unwrap_or_else(|| "target/bench".into()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ledger = dir.join(format!("bench-{entries}.sqlite"));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", ledger.display()));
+    }
+    println!(
+        "fundledger benchmark: {entries} entries, {} threads",
+        threads()
+    );
+    let limits = measure_limits(&dir);
+    let mut results: Vec<(String, f64)> = Vec::new();
+    results.extend(run_phase("build", &ledger, entries));
+    results.extend(run_phase("verify", &ledger, entries));
+    results.extend(run_phase("query", &ledger, entries));
+    results.extend(run_phase("durable", &dir.join("durable.sqlite"), entries));
+    let l = ledger.to_str().unwrap();
+    results.push((
+        "cli_balances_ms".into(),
+        timed_cli(&["--ledger", l, "balances", "--fund", FUND, "--json"]),
+    ));
+    results.push((
+        "cli_position_ms".into(),
+        timed_cli(&["--ledger", l, "position", "--fund", FUND, "--json"]),
+    ));
+    let get = |k: &str| {
+        results
+            .iter()
+            .find(|(n, _)| n == k)
+            .map_or(f64::NAN, |(_, v)| *v)
+    };
+
+    println!();
+    println!("| primitive (this machine) | measured |");
+    println!("| --- | ---: |");
+    println!("| Ed25519 sign, 1 core | {:.0}/s |", limits.sign);
+    println!(
+        "| Ed25519 verify (strict), 1 core | {:.0}/s |",
+        limits.verify
+    );
+    println!(
+        "| Ed25519 batch verify, 1 core | {:.0}/s |",
+        limits.batch_verify_core
+    );
+    println!(
+        "| Ed25519 batch verify, {} cores | {:.0}/s |",
+        threads(),
+        limits.batch_verify_all
+    );
+    println!("| SHA-256 of 300 bytes | {:.0}/s |", limits.sha256_300);
+    println!(
+        "| SQLite inserts, batched transactions | {:.0}/s |",
+        limits.sqlite_batched
+    );
+    println!(
+        "| SQLite one durable commit per row | {:.0}/s |",
+        limits.sqlite_durable
+    );
+    println!(
+        "| hash + sign + insert, 1 thread | {:.0}/s |",
+        limits.pipeline_1_thread
+    );
+    println!(
+        "| read back + re-chain + batch verify, {} cores | {:.0}/s |",
+        threads(),
+        limits.readback_verify_all
+    );
+    println!();
+    println!("| fundledger at {entries} entries | measured | limit | ratio |");
+    println!("| --- | ---: | ---: | ---: |");
+    let row = |name: &str, v: f64, unit: &str, limit: f64| {
+        println!(
+            "| {name} | {v:.0} {unit} | {limit:.0} {unit} | {:.2} |",
+            v / limit
+        );
+    };
+    row(
+        "bulk append (batch path)",
+        get("append_eps"),
+        "entries/s",
+        limits.pipeline_1_thread,
+    );
+    row(
+        "full verify",
+        get("verify_eps"),
+        "entries/s",
+        limits.batch_verify_all,
+    );
+    row(
+        "single durable append",
+        get("durable_append_eps"),
+        "entries/s",
+        limits.sqlite_durable,
+    );
+    println!(
+        "| peak memory, bulk append | {:.1} MiB | 100 MiB | {:.2} |",
+        get("append_peak_mib"),
+        get("append_peak_mib") / 100.0
+    );
+    println!(
+        "| peak memory, verify | {:.1} MiB | 100 MiB | {:.2} |",
+        get("verify_peak_mib"),
+        get("verify_peak_mib") / 100.0
+    );
+    println!(
+        "| open (replay to build the state) | {:.0} ms | - | - |",
+        get("open_ms")
+    );
+    println!(
+        "| balances after open | {:.1} ms | 200 ms | {:.2} |",
+        get("balances_ms"),
+        get("balances_ms") / 200.0
+    );
+    println!(
+        "| position after open | {:.1} ms | 200 ms | {:.2} |",
+        get("position_ms"),
+        get("position_ms") / 200.0
+    );
+    println!(
+        "| `fundledger balances` (whole command) | {:.0} ms | 200 ms | {:.2} |",
+        get("cli_balances_ms"),
+        get("cli_balances_ms") / 200.0
+    );
+    println!(
+        "| `fundledger position` (whole command) | {:.0} ms | 200 ms | {:.2} |",
+        get("cli_position_ms"),
+        get("cli_position_ms") / 200.0
+    );
+    println!(
+        "| tree head (root from stored nodes) | {:.3} ms | - | - |",
+        get("tree_head_ms")
+    );
+    println!(
+        "| inclusion proof | {:.4} ms | 1 ms | {:.2} |",
+        get("inclusion_proof_ms"),
+        get("inclusion_proof_ms")
+    );
+    println!(
+        "| consistency proof | {:.4} ms | 1 ms | {:.2} |",
+        get("consistency_proof_ms"),
+        get("consistency_proof_ms")
+    );
+    println!(
+        "| sign a checkpoint | {:.3} ms | - | - |",
+        get("checkpoint_ms")
+    );
+}
