@@ -432,7 +432,10 @@ impl Body {
     /// Decode a body of the given kind, strictly: unknown kinds and fields,
     /// and anything not in canonical form, are errors.
     pub fn decode(kind: &str, bytes: &[u8]) -> Result<Body> {
-        let value = canonical_json::parse_canonical(bytes)?;
+        // Parse once; the typed re-encoding below must give back exactly
+        // these bytes, which is the canonical-form check.
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|e| Error::format(format!("body is not valid JSON: {e}")))?;
         let Value::Object(mut map) = value else {
             return Err(Error::format("body is not a JSON object"));
         };

@@ -95,6 +95,28 @@ fn add_leaf(tx: &AppendTx<'_>, seq: u64, record: &[u8]) -> Result<()> {
     tx.insert_merkle_nodes(&nodes)
 }
 
+/// Insert an entry's row, every column derived from its record, and its
+/// Merkle leaf.
+fn store_record(
+    tx: &AppendTx<'_>,
+    record: &Record,
+    bytes: &[u8],
+    entry_hash: &[u8; 32],
+    idempotency_key: Option<String>,
+) -> Result<()> {
+    let seq = record.content.seq;
+    tx.insert(&StoredRow {
+        seq: seq as i64,
+        entry_hash: entry_hash.to_vec(),
+        prev_hash: record.content.prev_hash.to_vec(),
+        recorded_at_unix_ms: record.content.recorded_at_unix_ms,
+        kind: record.content.kind.clone(),
+        idempotency_key,
+        record: bytes.to_vec(),
+    })?;
+    add_leaf(tx, seq, bytes)
+}
+
 /// Give every stored entry its Merkle leaf (ledgers made before the tree
 /// existed, or a tree cut short).
 fn complete_tree(tx: &AppendTx<'_>) -> Result<()> {
@@ -406,7 +428,7 @@ impl Ledger {
                 "the proposal's recording time is earlier than the ledger's head",
             ));
         }
-        content.check()?;
+        content.check_header()?;
         let body = Body::decode(&content.kind, &content.body)?;
         if let Some(key) = &body.idempotency_key {
             if let Some(row) = tx.find_idempotency_key(key)? {
@@ -568,7 +590,7 @@ impl Ledger {
                 kind: body.event.kind().to_string(),
                 body: body.encode()?,
             };
-            content.check().map_err(at)?;
+            content.check_header().map_err(at)?;
             let hash = content.hash();
             state.apply(next_seq, prepared);
             outcomes.push(Appended::New {
@@ -581,42 +603,20 @@ impl Ledger {
         }
         // Sign on every core: signatures do not chain.
         let hashes: Vec<[u8; 32]> = drafts.iter().map(|d| d.1).collect();
+        // Check twice: each thread verifies the signatures it made.
         let signatures = sign_parallel(&hashes, signers)?;
-        let keys: Vec<_> = signers.iter().map(|k| k.verifying_key()).collect();
         for ((content, hash, idempotency_key), sigs) in drafts.into_iter().zip(signatures) {
-            let seq = content.seq;
             let record = Record::new(content, sigs)?;
-            // Check twice: every fresh signature verifies before it is stored.
-            for (sig, key) in record.signatures.iter().zip(sorted_keys(&keys)) {
-                if !entry::verify_signature(&key, &hash, sig) {
-                    return Err(Error::format("a fresh signature does not verify"));
-                }
-            }
-            let bytes = record.encode();
-            tx.insert(&StoredRow {
-                seq: seq as i64,
-                entry_hash: hash.to_vec(),
-                prev_hash: record.content.prev_hash.to_vec(),
-                recorded_at_unix_ms: record.content.recorded_at_unix_ms,
-                kind: record.content.kind.clone(),
-                idempotency_key,
-                record: bytes.clone(),
-            })?;
-            add_leaf(&tx, seq, &bytes)?;
+            debug_assert_eq!(record.content.hash(), hash);
+            store_record(&tx, &record, &record.encode(), &hash, idempotency_key)?;
         }
         tx.commit()?;
         Ok(outcomes)
     }
 }
 
-/// Verifying keys sorted by key id (the order of an entry's signatures).
-fn sorted_keys(keys: &[ed25519_dalek::VerifyingKey]) -> Vec<ed25519_dalek::VerifyingKey> {
-    let mut keys = keys.to_vec();
-    keys.sort_by_key(key_id);
-    keys
-}
-
-/// Sign every hash with every key, spreading the work over all cores.
+/// Sign every hash with every key, spreading the work over all cores; each
+/// thread verifies every signature it made before handing it back.
 fn sign_parallel(hashes: &[[u8; 32]], signers: &[&SigningKey]) -> Result<Vec<Vec<EntrySignature>>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_thread = hashes.len().div_ceil(threads.max(1)).max(1);
@@ -626,8 +626,17 @@ fn sign_parallel(hashes: &[[u8; 32]], signers: &[&SigningKey]) -> Result<Vec<Vec
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|h| signers.iter().map(|k| entry::sign(k, h)).collect())
-                        .collect::<Vec<Vec<EntrySignature>>>()
+                        .map(|h| {
+                            signers
+                                .iter()
+                                .map(|k| {
+                                    let sig = entry::sign(k, h);
+                                    entry::verify_signature(&k.verifying_key(), h, &sig)
+                                        .then_some(sig)
+                                })
+                                .collect::<Option<Vec<EntrySignature>>>()
+                        })
+                        .collect::<Option<Vec<Vec<EntrySignature>>>>()
                 })
             })
             .collect();
@@ -635,7 +644,8 @@ fn sign_parallel(hashes: &[[u8; 32]], signers: &[&SigningKey]) -> Result<Vec<Vec
         for handle in handles {
             let part = handle
                 .join()
-                .map_err(|_| Error::format("a signing thread failed"))?;
+                .map_err(|_| Error::format("a signing thread failed"))?
+                .ok_or_else(|| Error::format("a fresh signature does not verify"))?;
             out.extend(part);
         }
         if out.len() != hashes.len() {
@@ -713,7 +723,7 @@ fn draft_entry(
         kind: event.kind().to_string(),
         body: body.encode()?,
     };
-    content.check()?;
+    content.check_header()?;
     Ok(Ok(Draft {
         content,
         event,
@@ -755,16 +765,7 @@ fn commit_entry(
             )));
         }
     }
-    tx.insert(&StoredRow {
-        seq: seq as i64,
-        entry_hash: entry_hash.to_vec(),
-        prev_hash: record.content.prev_hash.to_vec(),
-        recorded_at_unix_ms: record.content.recorded_at_unix_ms,
-        kind: record.content.kind.clone(),
-        idempotency_key,
-        record: bytes.clone(),
-    })?;
-    add_leaf(&tx, seq, &bytes)?;
+    store_record(&tx, &record, &bytes, &entry_hash, idempotency_key)?;
     tx.commit()?;
     if seq == 0 {
         state.origin = Some(record.content.origin.clone());
