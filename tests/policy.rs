@@ -1599,9 +1599,10 @@ fn submit_with_too_few_signatures_says_what_is_missing() {
 
 #[test]
 fn a_proposal_for_another_ledger_is_refused() {
-    // Two ledgers at the same position (entry 2 next): a proposal made for
-    // one must be refused by the other as made for another ledger, not as
-    // stale (which would tell the user to propose again there).
+    // Two ledgers at the same position (entry 2 next) with the same origin
+    // but different histories: a proposal made for one must be refused by
+    // the other as made on a different history, not as stale (which would
+    // tell the user to propose again there).
     let a = Env::new();
     let b = Env::new();
     let (_, rec_pub, _) = a.generate("rec");
@@ -1624,7 +1625,7 @@ fn a_proposal_for_another_ledger_is_refused() {
     assert_eq!(read_json(&p)["seq"], b.entries() as u64);
     let copy = b.path("attest.json");
     std::fs::copy(&p, &copy).unwrap();
-    refuse_submit(&b, &copy, "another ledger");
+    refuse_submit(&b, &copy, "different history");
 }
 
 #[test]
