@@ -247,14 +247,7 @@ impl Ledger {
     }
 
     fn replay(store: Store) -> Result<Ledger> {
-        let mut state = State::default();
-        {
-            let lookup = lookup_in(|seq| store.get(seq));
-            store.scan(0, None, |row| {
-                advance(&mut state, &row, &lookup)?;
-                Ok(true)
-            })?;
-        }
+        let state = replay_state(&store)?;
         if state.last_seq.is_none() {
             return Err(Error::new(
                 ErrorKind::NotALedger,
@@ -500,12 +493,13 @@ impl Ledger {
         let mut requests = requests.into_iter().enumerate().peekable();
         while requests.peek().is_some() {
             let chunk: Vec<_> = requests.by_ref().take(BATCH_CHUNK_ENTRIES).collect();
-            let saved = self.state.clone();
             match self.append_chunk(chunk, signers, &ids, now_unix_ms) {
                 Ok(mut done) => out.append(&mut done),
                 Err(e) => {
-                    // The transaction rolled back: so does the state.
-                    self.state = saved;
+                    // The transaction rolled back: so does the state, rebuilt
+                    // from the store (no copy of the state is kept per chunk,
+                    // which would double the memory of a bulk import).
+                    self.state = replay_state(&self.store)?;
                     return Err(e);
                 }
             }
@@ -772,6 +766,17 @@ fn commit_entry(
     }
     state.apply(seq, prepared);
     Ok(Appended::New { seq, entry_hash })
+}
+
+/// The state after every stored entry.
+fn replay_state(store: &Store) -> Result<State> {
+    let mut state = State::default();
+    let lookup = lookup_in(|seq| store.get(seq));
+    store.scan(0, None, |row| {
+        advance(&mut state, &row, &lookup)?;
+        Ok(true)
+    })?;
+    Ok(state)
 }
 
 /// Bring `state` up to the head inside an append transaction.

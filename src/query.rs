@@ -32,8 +32,9 @@ pub const PUBLIC_TYPES: &[&str] = &["government", "sovereign_fund", "development
 #[derive(Debug, Clone, Default)]
 pub struct FundBooks {
     pub balances: BTreeMap<AccountKey, Decimal>,
-    /// (date, partner, paid-in change, distribution change) per entry.
-    pub flows: Vec<(time::Date, String, Decimal, Decimal)>,
+    /// Per (partner, date): paid-in change and distribution change, summed
+    /// over the entries of that date.
+    pub flows: BTreeMap<(String, time::Date), (Decimal, Decimal)>,
     /// Latest effective date seen.
     pub last_date: Option<time::Date>,
 }
@@ -99,12 +100,40 @@ pub fn books(ledger: &Ledger, as_of: Option<time::Date>) -> Result<BTreeMap<Stri
         }
         for (partner, (paid, dist)) in partner_delta {
             if !paid.is_zero() || !dist.is_zero() {
-                books.flows.push((date, partner, paid, dist));
+                let flow = books.flows.entry((partner, date)).or_default();
+                flow.0 += paid;
+                flow.1 += dist;
             }
         }
         Ok(true)
     })?;
     Ok(out)
+}
+
+/// The books as of a date; without one, straight from the ledger's state
+/// (maintained as entries are applied, and re-derived by verify): no scan.
+pub fn books_as_of(
+    ledger: &Ledger,
+    as_of: Option<time::Date>,
+) -> Result<BTreeMap<String, FundBooks>> {
+    match as_of {
+        Some(_) => books(ledger, as_of),
+        None => Ok(ledger
+            .state()
+            .funds
+            .iter()
+            .map(|(id, f)| {
+                (
+                    id.clone(),
+                    FundBooks {
+                        balances: f.balances.clone(),
+                        flows: f.flows.clone(),
+                        last_date: f.last_date,
+                    },
+                )
+            })
+            .collect()),
+    }
 }
 
 fn currency_of(ledger: &Ledger, fund: &str) -> Result<Currency> {
@@ -149,7 +178,7 @@ pub fn balances(
     if let Some(f) = fund {
         ledger.state().fund(f)?;
     }
-    let books = books(ledger, as_of)?;
+    let books = books_as_of(ledger, as_of)?;
     let mut funds = Vec::new();
     for (id, b) in &books {
         if fund.is_some_and(|f| f != id) {
@@ -330,7 +359,7 @@ pub fn position(
         }
     }
     let cur = fund_state.currency;
-    let all = books(ledger, as_of)?;
+    let all = books_as_of(ledger, as_of)?;
     let empty = FundBooks::default();
     let b = all.get(fund).unwrap_or(&empty);
     let date = as_of.or(b.last_date).unwrap_or(time::Date::MIN);
@@ -370,11 +399,13 @@ pub fn position(
         total.add(r);
     }
     let flows_of = |filter: &dyn Fn(&str) -> bool| -> Vec<(time::Date, Decimal)> {
-        b.flows
-            .iter()
-            .filter(|(_, p, _, _)| filter(p))
-            .map(|(d, _, paid, dist)| (*d, *dist - *paid))
-            .collect()
+        let mut by_date: BTreeMap<time::Date, Decimal> = BTreeMap::new();
+        for ((p, d), (paid, dist)) in &b.flows {
+            if filter(p) {
+                *by_date.entry(*d).or_default() += *dist - *paid;
+            }
+        }
+        by_date.into_iter().filter(|(_, v)| !v.is_zero()).collect()
     };
     let mut partners = Vec::new();
     for (p, raw) in &raws {

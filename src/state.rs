@@ -202,6 +202,12 @@ pub struct FundState {
     pub created_seq: u64,
     pub balances: BTreeMap<AccountKey, Decimal>,
     pub calls: Vec<CallState>,
+    /// Per (partner, effective date): the change in paid-in capital and in
+    /// distributions, summed: the dated cash flows of IRR, kept as the
+    /// entries are applied so that a position needs no scan.
+    pub flows: BTreeMap<(String, time::Date), (Decimal, Decimal)>,
+    /// The latest effective date of the fund's entries.
+    pub last_date: Option<time::Date>,
 }
 
 impl FundState {
@@ -291,6 +297,8 @@ enum Effect {
 pub struct Prepared {
     pub postings: Vec<Posting>,
     pub fund: Option<String>,
+    /// The event's effective date, if it has one.
+    pub date: Option<time::Date>,
     effect: Effect,
 }
 
@@ -851,6 +859,8 @@ impl State {
                     created_seq: seq,
                     balances: BTreeMap::new(),
                     calls: Vec::new(),
+                    flows: BTreeMap::new(),
+                    last_date: None,
                 }))
             }
             Event::PartnerAdd(p) => {
@@ -1291,6 +1301,7 @@ impl State {
         let prepared = Prepared {
             postings,
             fund: fund_id,
+            date: event.date().map(parse_date).transpose()?,
             effect,
         };
         self.check_postings(&prepared)?;
@@ -1438,12 +1449,31 @@ impl State {
                             Side::Debit => amount,
                             Side::Credit => -amount,
                         };
+                        if let Some(date) = prepared.date {
+                            let flow = match key.account {
+                                Account::Called => Some((signed, Decimal::ZERO)),
+                                Account::CallReceivable => Some((-signed, Decimal::ZERO)),
+                                Account::Distributions => Some((Decimal::ZERO, signed)),
+                                _ => None,
+                            };
+                            if let Some((paid, dist)) = flow {
+                                let f =
+                                    fund.flows.entry((key.dimension.clone(), date)).or_default();
+                                f.0 += paid;
+                                f.1 += dist;
+                            }
+                        }
                         *fund.balances.entry(key).or_default() += signed;
                     }
                 }
             }
         }
+        let fund_id = prepared.fund.clone();
+        let date = prepared.date;
         self.apply_effect(seq, prepared.fund.as_deref(), prepared.effect, false);
+        if let (Some(fund), Some(date)) = (fund_id.and_then(|f| self.funds.get_mut(&f)), date) {
+            fund.last_date = fund.last_date.max(Some(date));
+        }
     }
 
     fn apply_effect(&mut self, seq: u64, fund_id: Option<&str>, effect: Effect, undo: bool) {

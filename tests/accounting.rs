@@ -2399,3 +2399,28 @@ fn demo_builds_a_verified_ledger_once() {
     assert!(err.message().contains("already holds a demo"), "{err}");
     assert!(!path.exists());
 }
+
+/// Without --as-of, balances and positions come from the maintained state
+/// (no scan); they must equal the figures of a full scan.
+#[test]
+fn maintained_totals_equal_a_full_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    fundledger::demo::run(&dir.path().join("demo")).unwrap();
+    let ledger =
+        fundledger::ledger::Ledger::open_read_only(&dir.path().join("demo/ledger.sqlite")).unwrap();
+    let far = fundledger::state::parse_date("2199-12-31").unwrap();
+    let fund = fundledger::demo::FUND;
+    let maintained = fundledger::query::balances(&ledger, Some(fund), None).unwrap();
+    let scanned = fundledger::query::balances(&ledger, Some(fund), Some(far)).unwrap();
+    assert_eq!(
+        serde_json::to_value(&maintained.funds).unwrap(),
+        serde_json::to_value(&scanned.funds).unwrap()
+    );
+    let last = fundledger::query::position(&ledger, fund, None, None).unwrap();
+    let as_of = fundledger::state::parse_date(last.as_of.as_deref().unwrap()).unwrap();
+    let scanned = fundledger::query::position(&ledger, fund, None, Some(as_of)).unwrap();
+    assert_eq!(
+        serde_json::to_value(&last).unwrap(),
+        serde_json::to_value(&scanned).unwrap()
+    );
+}
