@@ -255,16 +255,14 @@ fn fund_total(units: u64, date: &str) -> FundTotal {
     }
 }
 
-/// A year of fund activity per cycle: a capital call and every partner's
-/// payment, investments, valuations, a fee and an attestation. Amounts
-/// keep every rule satisfied without looking at the ledger.
+/// One round of fund activity: a capital call and every partner's payment,
+/// investments, valuations, a fee and an attestation. Amounts keep every
+/// rule satisfied without looking at the ledger. About a dozen rounds a
+/// day: a million entries span some twelve years, the life of a fund.
 fn cycle(i: u64, calls: &mut u64) -> Vec<Event> {
-    let date = format!(
-        "{}-{:02}-{:02}",
-        2000 + (i / 300) % 200,
-        1 + (i / 25) % 12,
-        1 + i % 25
-    );
+    let first =
+        time::Date::from_calendar_date(2014, time::Month::January, 1).expect("a valid date");
+    let date = (first + time::Duration::days((i / 12) as i64)).to_string();
     *calls += 1;
     let call_units = 100_000 * PARTNERS as u64;
     let mut out = vec![Event::Call(Call {
@@ -338,10 +336,10 @@ fn build(path: &Path, entries: u64) {
         name: "Benchmark Fund".into(),
         currency: "USD".into(),
         jurisdiction: "AE".into(),
-        vintage: 2000,
+        vintage: 2014,
         management_fee_rate: "0.02".into(),
         management_fee_basis: "committed".into(),
-        date: "2000-01-01".into(),
+        date: "2014-01-01".into(),
     })];
     for p in 0..PARTNERS {
         setup.push(Event::PartnerAdd(PartnerAdd {
@@ -350,14 +348,14 @@ fn build(path: &Path, entries: u64) {
             partner_type: if p < 4 { "government" } else { "private" }.into(),
             country: "AE".into(),
             lei: None,
-            date: "2000-01-01".into(),
+            date: "2014-01-01".into(),
         }));
         setup.push(Event::Commitment(FundAmount {
             fund: FUND.into(),
             partner: format!("p{p:02}"),
             amount: amount(10_000_000_000_000),
             currency: "USD".into(),
-            date: "2000-01-01".into(),
+            date: "2014-01-01".into(),
             memo: None,
         }));
     }
@@ -367,7 +365,7 @@ fn build(path: &Path, entries: u64) {
             name: format!("Startup {s}"),
             country: "AE".into(),
             sector: "AI".into(),
-            date: "2000-01-01".into(),
+            date: "2014-01-01".into(),
         }));
     }
     let signers = [&recorder];
