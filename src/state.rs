@@ -1654,7 +1654,9 @@ fn decode_decimal(text: &str) -> Result<Decimal> {
     let value = Decimal::from_str_exact(text)
         .map_err(|_| snapshot_error(format!("{text:?} is not a decimal")))?;
     if value.to_string() != text {
-        return Err(snapshot_error(format!("{text:?} is not a canonical decimal")));
+        return Err(snapshot_error(format!(
+            "{text:?} is not a canonical decimal"
+        )));
     }
     Ok(value)
 }
@@ -1727,7 +1729,12 @@ impl State {
                         .flows
                         .iter()
                         .map(|((p, d), (paid, dist))| {
-                            (p.clone(), format_date(*d), paid.to_string(), dist.to_string())
+                            (
+                                p.clone(),
+                                format_date(*d),
+                                paid.to_string(),
+                                dist.to_string(),
+                            )
                         })
                         .collect(),
                     last_date: f.last_date.map(format_date),
@@ -1830,7 +1837,11 @@ impl State {
                 balances,
                 calls,
                 flows,
-                last_date: f.last_date.as_deref().map(decode_snapshot_date).transpose()?,
+                last_date: f
+                    .last_date
+                    .as_deref()
+                    .map(decode_snapshot_date)
+                    .transpose()?,
                 def: f.def,
             };
             if state.funds.insert(fund.def.fund.clone(), fund).is_some() {

@@ -59,7 +59,10 @@ fn full_replay(path: &Path) -> State {
         .unwrap()
         .execute("DELETE FROM state_snapshot", [])
         .unwrap();
-    assert_eq!(Store::open_read_only(&copy).unwrap().snapshot().unwrap(), None);
+    assert_eq!(
+        Store::open_read_only(&copy).unwrap().snapshot().unwrap(),
+        None
+    );
     Ledger::open_read_only(&copy).unwrap().state().clone()
 }
 
@@ -216,10 +219,7 @@ fn a_snapshot_of_another_entry_is_ignored_at_open_and_reported_by_verify() {
     let beyond = 10 * EXTRA;
     Connection::open(&path)
         .unwrap()
-        .execute(
-            "UPDATE state_snapshot SET seq = ?1",
-            params![beyond as i64],
-        )
+        .execute("UPDATE state_snapshot SET seq = ?1", params![beyond as i64])
         .unwrap();
     assert_eq!(cash(Ledger::open_read_only(&path).unwrap().state()), honest);
     let (code, report) = verify_json(dir.path(), &path);
