@@ -33,6 +33,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_merkle",
         include_str!("../schema/migrations/0002_merkle.sql"),
     ),
+    (
+        "0003_state_snapshot",
+        include_str!("../schema/migrations/0003_state_snapshot.sql"),
+    ),
 ];
 
 /// The bookkeeping table for migrations, created before migration 1.
@@ -71,6 +75,19 @@ pub struct Head {
     pub seq: u64,
     pub entry_hash: [u8; 32],
     pub recorded_at_unix_ms: i64,
+}
+
+/// The stored state snapshot: derived data, trusted by nothing until it
+/// is checked (open compares `entry_hash` with the entry at `seq`; verify
+/// recomputes `state`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSnapshot {
+    /// The entry after which `state` is the ledger's state.
+    pub seq: u64,
+    /// That entry's hash.
+    pub entry_hash: [u8; 32],
+    /// The encoded state (`State::encode_snapshot`).
+    pub state: Vec<u8>,
 }
 
 /// An open ledger database.
@@ -386,6 +403,23 @@ impl Store {
         Ok(())
     }
 
+    /// The state snapshot, if one is stored. A row that cannot be read as
+    /// a snapshot (a negative seq, a hash of the wrong length) reads as
+    /// none: the snapshot is derived data and the caller replays instead.
+    pub fn snapshot(&self) -> Result<Option<StoredSnapshot>> {
+        snapshot(&self.conn)
+    }
+
+    /// Replace the state snapshot in its own IMMEDIATE transaction.
+    pub fn write_snapshot(&mut self, snapshot: &StoredSnapshot) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        write_snapshot(&tx, snapshot)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Begin an append: an IMMEDIATE transaction, so that concurrent
     /// writers (other processes too) queue up and the chain stays linear.
     pub fn begin_append(&mut self) -> Result<AppendTx<'_>> {
@@ -460,6 +494,11 @@ impl AppendTx<'_> {
         Ok(())
     }
 
+    /// Replace the state snapshot inside this append transaction.
+    pub fn write_snapshot(&self, snapshot: &StoredSnapshot) -> Result<()> {
+        write_snapshot(&self.tx, snapshot)
+    }
+
     pub fn commit(self) -> Result<()> {
         self.tx.commit()?;
         Ok(())
@@ -511,6 +550,29 @@ fn head(conn: &Connection) -> Result<Option<Head>> {
             }))
         }
     }
+}
+
+fn snapshot(conn: &Connection) -> Result<Option<StoredSnapshot>> {
+    let row: Option<(i64, Vec<u8>, Vec<u8>)> = conn
+        .prepare_cached("SELECT seq, entry_hash, state FROM state_snapshot WHERE id = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    Ok(row.and_then(|(seq, hash, state)| {
+        Some(StoredSnapshot {
+            seq: u64::try_from(seq).ok()?,
+            entry_hash: hash.try_into().ok()?,
+            state,
+        })
+    }))
+}
+
+fn write_snapshot(conn: &Connection, snapshot: &StoredSnapshot) -> Result<()> {
+    let seq = i64::try_from(snapshot.seq).map_err(|_| Error::input("sequence number too large"))?;
+    let mut stmt = conn.prepare_cached(
+        "INSERT OR REPLACE INTO state_snapshot (id, seq, entry_hash, state) VALUES (1, ?1, ?2, ?3)",
+    )?;
+    stmt.execute(params![seq, &snapshot.entry_hash[..], snapshot.state])?;
+    Ok(())
 }
 
 fn merkle_node(conn: &Connection, level: u32, index: u64) -> Result<Option<[u8; 32]>> {
@@ -591,6 +653,7 @@ mod tests {
             vec![
                 "f0d18d72f48531119df07dbe925e56f2c6d692e47a90365fd44c71a4a3e1e3f0".to_string(),
                 "b19b17601ad943aab220cfc250e7f8adb925fb271e7ddd3ac3cb141a7941bca3".to_string(),
+                "70da8168d0bb67159fb838cc0c67b404946414d01372d28753e65bea60ba2f24".to_string(),
             ],
             "a shipped migration changed; add a new migration instead of editing one"
         );

@@ -20,7 +20,7 @@ use crate::ledger::decode_row;
 use crate::merkle::{self, Hash};
 use crate::note::{Verifier, SIG_TYPE_COSIGNATURE_V1};
 use crate::state::State;
-use crate::store::{Store, StoredRow};
+use crate::store::{Store, StoredRow, StoredSnapshot};
 
 /// Version of the JSON report format.
 pub const REPORT_FORMAT_VERSION: u32 = 1;
@@ -170,6 +170,8 @@ struct ChainVerifier<'a> {
     /// Roots wanted at these tree sizes (checkpoints), filled in as the
     /// stream passes them.
     roots: BTreeMap<u64, Option<Hash>>,
+    /// The stored state snapshot, checked when the stream passes its seq.
+    snapshot: Option<StoredSnapshot>,
 }
 
 /// One signature to check.
@@ -438,6 +440,24 @@ impl ChainVerifier<'_> {
             self.state.origin = Some(c.origin.clone());
         }
         self.state.apply(seq, prepared);
+        if let Some(snapshot) = self.snapshot.as_ref().filter(|s| s.seq == seq) {
+            if snapshot.entry_hash != hash {
+                return Ok(Err(mismatch(
+                    seq,
+                    "snapshot",
+                    "the stored state snapshot names another entry hash",
+                    hex::encode(hash),
+                    hex::encode(snapshot.entry_hash),
+                )));
+            }
+            if self.state.encode_snapshot()? != snapshot.state {
+                return Ok(Err(fail(
+                    seq,
+                    "snapshot",
+                    "the stored state snapshot differs from the state the entries make",
+                )));
+            }
+        }
         self.chunk_hashes.push(hash);
         self.prev_hash = hash;
         self.prev_recorded_at = c.recorded_at_unix_ms;
@@ -486,6 +506,7 @@ pub fn verify_with(
         chunk_hashes: Vec::new(),
         chunk_base: 0,
         flushed_hash: None,
+        snapshot: store.snapshot()?,
     };
     let mut failure: Option<Failure> = None;
     store.scan(0, None, |row| match v.check_row(&row)? {
@@ -516,6 +537,17 @@ pub fn verify_with(
         .map_or(v.expected_seq, |f| f.seq.min(v.expected_seq));
     if failure.is_none() && v.expected_seq == 0 {
         failure = Some(fail(0, "genesis", "the ledger has no entries"));
+    }
+    if let (None, Some(snapshot)) = (&failure, &v.snapshot) {
+        if snapshot.seq >= v.expected_seq {
+            failure = Some(mismatch(
+                snapshot.seq,
+                "snapshot",
+                "the stored state snapshot is of an entry beyond the ledger's last",
+                format!("at most {}", v.expected_seq.saturating_sub(1)),
+                snapshot.seq.to_string(),
+            ));
+        }
     }
     if failure.is_none() {
         let leaves = store.merkle_leaf_count()?;
