@@ -23,7 +23,8 @@ use crate::store::{AppendTx, Head, Store, StoredRow, StoredSnapshot};
 /// open replays to at most 1023 entries (about 30 ms at the ~30 µs an entry
 /// takes to decode, prepare and apply), while encoding and writing a small
 /// state once per 1024 entries adds well under 1% to the append work.
-/// (A batch chunk of [`BATCH_CHUNK_ENTRIES`] writes only its last due one.)
+/// (A batch chunk of [`BATCH_CHUNK_ENTRIES`] encodes the state once, after
+/// its last entry, when a snapshot fell due anywhere in it.)
 pub const SNAPSHOT_INTERVAL_ENTRIES: u64 = 1024;
 
 /// Whether the snapshot is replaced after entry `seq`.
@@ -578,7 +579,8 @@ impl Ledger {
             return Err(Error::input("an empty ledger needs `fundledger init`"));
         }
         let origin = state.origin().unwrap_or_default().to_string();
-        let mut snapshot = None;
+        let mut snapshot_needed = false;
+        let mut last_hash = prev;
         for (index, (event, idempotency_key)) in chunk {
             let at = |e: Error| {
                 let message = format!("batch event {index}: {}", e.message());
@@ -637,9 +639,10 @@ impl Ledger {
             content.check_header().map_err(at)?;
             let hash = content.hash();
             state.apply(next_seq, prepared);
-            if snapshot_due(next_seq) {
-                snapshot = snapshot_of(state, hash);
-            }
+            // Encode the state at most once per chunk: after the chunk's last
+            // entry, when a snapshot fell due anywhere in it.
+            snapshot_needed |= snapshot_due(next_seq);
+            last_hash = hash;
             outcomes.push(Appended::New {
                 seq: next_seq,
                 entry_hash: hash,
@@ -660,6 +663,9 @@ impl Ledger {
         // In the chunk's transaction: the snapshot and its entries commit
         // together. Best effort: a snapshot that cannot be written costs a
         // longer replay at the next open, never an entry.
+        let snapshot = snapshot_needed
+            .then(|| snapshot_of(state, last_hash))
+            .flatten();
         if let Some(snapshot) = &snapshot {
             let _ = tx.write_snapshot(snapshot);
         }
