@@ -7,6 +7,8 @@
 //! `\u00xx` with lower-case hex, everything else literal UTF-8), and no
 //! `null`. This module writes that form itself instead of relying on
 //! serde_json's map ordering, which a feature flag elsewhere could change.
+//! Reading needs no parser of its own: `event::Body::decode` re-encodes the
+//! typed body with [`to_vec`] and requires exactly the bytes it was given.
 
 use serde_json::Value;
 
@@ -18,20 +20,6 @@ pub fn to_vec(value: &Value) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(256);
     write_value(&mut out, value)?;
     Ok(out)
-}
-
-/// Decode `bytes` as JSON and check that they are exactly the canonical
-/// encoding of what they decode to.
-pub fn parse_canonical(bytes: &[u8]) -> Result<Value> {
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| Error::format(format!("body is not valid JSON: {e}")))?;
-    let again = to_vec(&value)?;
-    if again != bytes {
-        return Err(Error::format(
-            "body is not in canonical JSON form (key order, whitespace, escaping or duplicate keys)",
-        ));
-    }
-    Ok(value)
 }
 
 fn write_value(out: &mut Vec<u8>, value: &Value) -> Result<()> {
@@ -128,28 +116,5 @@ mod tests {
     fn rejects_floats_and_nulls() {
         assert!(to_vec(&json!({"a": 1.5})).is_err());
         assert!(to_vec(&json!({"a": null})).is_err());
-    }
-
-    #[test]
-    fn parse_rejects_non_canonical_spellings() {
-        assert!(parse_canonical(br#"{"a":1,"b":2}"#).is_ok());
-        for bad in [
-            &br#"{"b":2,"a":1}"#[..],
-            br#"{"a": 1}"#,
-            br#"{"a":1,"a":1}"#,
-            br#"{"a":"\u0041"}"#,
-            br#"{"a":1.0}"#,
-            br#"{"a":1e2}"#,
-            br#"{"a":-0}"#,
-            br#"{"a":01}"#,
-            b"{\"a\":1}\n",
-            br#"{"a":"\/"}"#,
-        ] {
-            assert!(
-                parse_canonical(bad).is_err(),
-                "accepted {}",
-                String::from_utf8_lossy(bad)
-            );
-        }
     }
 }

@@ -127,16 +127,10 @@ impl Content {
         out
     }
 
-    /// Check the field rules that do not depend on other entries.
-    pub fn check(&self) -> Result<()> {
-        self.check_header()?;
-        crate::canonical_json::parse_canonical(&self.body)?;
-        Ok(())
-    }
-
-    /// The field rules except the body's canonical form, which
-    /// [`crate::event::Body::decode`] checks (decoding a record always goes
-    /// on to decode its body, so the JSON is parsed once).
+    /// The field rules that do not depend on other entries, except the
+    /// body's canonical form, which [`crate::event::Body::decode`] checks
+    /// (decoding a record always goes on to decode its body, so the JSON is
+    /// parsed once).
     pub fn check_header(&self) -> Result<()> {
         check_origin(&self.origin)?;
         check_kind(&self.kind)?;

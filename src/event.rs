@@ -504,6 +504,39 @@ mod tests {
         assert_eq!(Body::decode("attest", &bytes).unwrap(), body);
     }
 
+    /// Decoding re-encodes the typed body and requires the same bytes: every
+    /// other spelling of the same JSON is refused (schema/FORMAT.md 3).
+    #[test]
+    fn decode_rejects_non_canonical_spellings() {
+        let body = Body {
+            event: attest(),
+            idempotency_key: None,
+            postings: vec![],
+        };
+        let good = String::from_utf8(body.encode().unwrap()).unwrap();
+        assert!(Body::decode("attest", good.as_bytes()).is_ok());
+        let variants = [
+            good.replacen(r#""file_name":"minutes.pdf","#, "", 1)
+                .replacen(r#""size":10"#, r#""size":10,"file_name":"minutes.pdf""#, 1),
+            good.replacen(r#""size":10"#, r#""size": 10"#, 1),
+            good.replacen(r#""size":10"#, r#""size":10,"size":10"#, 1),
+            good.replacen("minutes.pdf", "minute\\u0073.pdf", 1),
+            good.replacen("minutes.pdf", "minutes\\/.pdf", 1),
+            good.replacen(r#""size":10"#, r#""size":10.0"#, 1),
+            good.replacen(r#""size":10"#, r#""size":1e1"#, 1),
+            good.replacen(r#""size":10"#, r#""size":010"#, 1),
+            good.replacen(r#""size":10"#, r#""size":null"#, 1),
+            format!("{good}\n"),
+        ];
+        for bad in variants {
+            assert_ne!(bad, good);
+            assert!(
+                Body::decode("attest", bad.as_bytes()).is_err(),
+                "accepted {bad}"
+            );
+        }
+    }
+
     #[test]
     fn decode_rejects_unknown_kind_field_and_empty_postings() {
         let body = Body {

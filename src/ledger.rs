@@ -379,9 +379,10 @@ impl Ledger {
     ) -> Result<Appended> {
         let Ledger { store, state } = self;
         let tx = store.begin_append()?;
+        catch_up(state, &tx)?;
+        complete_tree(&tx)?;
         // Check the signers first, so that not even an "already recorded"
         // answer goes to a key that may not record this event.
-        catch_up(state, &tx)?;
         let ids: Vec<_> = request
             .signers
             .iter()
@@ -420,6 +421,8 @@ impl Ledger {
     ) -> Result<Content> {
         let Ledger { store, state } = self;
         let tx = store.begin_append()?;
+        catch_up(state, &tx)?;
+        complete_tree(&tx)?;
         match draft_entry(state, &tx, event, idempotency_key, now_unix_ms, None)? {
             Ok(draft) => Ok(draft.content),
             Err(Appended::AlreadyRecorded { seq }) => Err(Error::new(
@@ -724,11 +727,12 @@ struct Draft {
     prepared: Prepared,
 }
 
-/// Inside an append transaction: catch up, check the idempotency key, check
-/// the event and build the content. `Err(Appended)` when the same event is
+/// Inside an append transaction whose state the caller has caught up (and
+/// whose Merkle tree it has completed): check the idempotency key, check the
+/// event and build the content. `Err(Appended)` when the same event is
 /// already recorded under the key.
 fn draft_entry(
-    state: &mut State,
+    state: &State,
     tx: &AppendTx<'_>,
     event: Event,
     idempotency_key: Option<String>,
@@ -738,8 +742,6 @@ fn draft_entry(
     if let Some(key) = &idempotency_key {
         crate::event::check_idempotency_key(key)?;
     }
-    catch_up(state, tx)?;
-    complete_tree(tx)?;
     let head = tx.head()?;
     if let Some(key) = &idempotency_key {
         if let Some(row) = tx.find_idempotency_key(key)? {

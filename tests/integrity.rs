@@ -416,7 +416,8 @@ fn insert_signed_entry(ledger: &Path, key: &Path, event: Event, postings: Vec<Po
         kind: body.event.kind().to_string(),
         body: body.encode().unwrap(),
     };
-    content.check().unwrap();
+    content.check_header().unwrap();
+    Body::decode(&content.kind, &content.body).unwrap();
     let hash = content.hash();
     let signature = entry::sign(&signing_key, &hash);
     let record = Record::new(content, vec![signature]).unwrap();
