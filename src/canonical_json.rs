@@ -8,8 +8,15 @@
 //! `null`. This module writes that form itself instead of relying on
 //! serde_json's map ordering, which a feature flag elsewhere could change.
 //! Reading needs no parser of its own: `event::Body::decode` re-encodes the
-//! typed body with [`to_vec`] and requires exactly the bytes it was given.
+//! typed body with [`to_vec_typed`] and requires exactly the bytes it was
+//! given.
+//!
+//! Two writers give the same bytes: [`to_vec`] for a `serde_json::Value`,
+//! and [`to_vec_typed`], a serde serializer that writes typed values
+//! straight into canonical form (no intermediate `Value`), which the append
+//! and verify paths use.
 
+use serde::ser::{self, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -90,6 +97,418 @@ fn write_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// Write any serializable value in canonical form, without building a
+/// `serde_json::Value`. Fails on floats, nulls (a `None` that is not
+/// skipped), bytes, non-string map keys and duplicate keys.
+pub fn to_vec_typed<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(256);
+    value
+        .serialize(Canonical { out: &mut out })
+        .map_err(|e| Error::format(e.0))?;
+    Ok(out)
+}
+
+/// Why a value has no canonical form.
+#[derive(Debug)]
+pub struct CanonicalError(String);
+
+impl std::fmt::Display for CanonicalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CanonicalError {}
+
+impl ser::Error for CanonicalError {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        CanonicalError(msg.to_string())
+    }
+}
+
+fn refuse<T>(what: &str) -> std::result::Result<T, CanonicalError> {
+    Err(CanonicalError(format!(
+        "{what} is not allowed in an entry body"
+    )))
+}
+
+struct Canonical<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+/// Arrays (sequences, tuples), closed by `close`.
+struct SeqWriter<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+    close: &'static [u8],
+}
+
+/// Objects (maps, structs): members are written to a scratch buffer, then
+/// sorted by key bytes and copied out, followed by `close`.
+struct ObjectWriter<'a> {
+    out: &'a mut Vec<u8>,
+    scratch: Vec<u8>,
+    members: Vec<(std::borrow::Cow<'static, str>, std::ops::Range<usize>)>,
+    key: Option<String>,
+    close: &'static [u8],
+}
+
+impl<'a> ObjectWriter<'a> {
+    fn new(out: &'a mut Vec<u8>, close: &'static [u8]) -> Self {
+        ObjectWriter {
+            out,
+            scratch: Vec::new(),
+            members: Vec::new(),
+            key: None,
+            close,
+        }
+    }
+
+    fn member<T: Serialize + ?Sized>(
+        &mut self,
+        key: std::borrow::Cow<'static, str>,
+        value: &T,
+    ) -> std::result::Result<(), CanonicalError> {
+        let start = self.scratch.len();
+        value.serialize(Canonical {
+            out: &mut self.scratch,
+        })?;
+        self.members.push((key, start..self.scratch.len()));
+        Ok(())
+    }
+
+    fn finish(mut self) -> std::result::Result<(), CanonicalError> {
+        self.members
+            .sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        if self.members.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(CanonicalError("an object has a key twice".into()));
+        }
+        self.out.push(b'{');
+        for (i, (key, range)) in self.members.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            write_string(self.out, key);
+            self.out.push(b':');
+            self.out.extend_from_slice(&self.scratch[range.clone()]);
+        }
+        self.out.push(b'}');
+        self.out.extend_from_slice(self.close);
+        Ok(())
+    }
+}
+
+/// Open `{"variant":` for an externally tagged enum variant.
+fn open_variant(out: &mut Vec<u8>, variant: &str) {
+    out.push(b'{');
+    write_string(out, variant);
+    out.push(b':');
+}
+
+macro_rules! integer {
+    ($($name:ident: $t:ty),*) => {
+        $(fn $name(self, v: $t) -> std::result::Result<(), CanonicalError> {
+            self.out.extend_from_slice(v.to_string().as_bytes());
+            Ok(())
+        })*
+    };
+}
+
+impl<'a> ser::Serializer for Canonical<'a> {
+    type Ok = ();
+    type Error = CanonicalError;
+    type SerializeSeq = SeqWriter<'a>;
+    type SerializeTuple = SeqWriter<'a>;
+    type SerializeTupleStruct = SeqWriter<'a>;
+    type SerializeTupleVariant = SeqWriter<'a>;
+    type SerializeMap = ObjectWriter<'a>;
+    type SerializeStruct = ObjectWriter<'a>;
+    type SerializeStructVariant = ObjectWriter<'a>;
+
+    fn serialize_bool(self, v: bool) -> std::result::Result<(), CanonicalError> {
+        self.out
+            .extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(())
+    }
+
+    integer!(serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64,
+        serialize_i128: i128, serialize_u8: u8, serialize_u16: u16, serialize_u32: u32,
+        serialize_u64: u64, serialize_u128: u128);
+
+    fn serialize_f32(self, _: f32) -> std::result::Result<(), CanonicalError> {
+        refuse("a float (amounts are decimal strings)")
+    }
+
+    fn serialize_f64(self, _: f64) -> std::result::Result<(), CanonicalError> {
+        refuse("a float (amounts are decimal strings)")
+    }
+
+    fn serialize_char(self, v: char) -> std::result::Result<(), CanonicalError> {
+        write_string(self.out, v.encode_utf8(&mut [0; 4]));
+        Ok(())
+    }
+
+    fn serialize_str(self, v: &str) -> std::result::Result<(), CanonicalError> {
+        write_string(self.out, v);
+        Ok(())
+    }
+
+    fn serialize_bytes(self, _: &[u8]) -> std::result::Result<(), CanonicalError> {
+        refuse("a byte string")
+    }
+
+    fn serialize_none(self) -> std::result::Result<(), CanonicalError> {
+        refuse("null")
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(
+        self,
+        value: &T,
+    ) -> std::result::Result<(), CanonicalError> {
+        value.serialize(self)
+    }
+
+    fn serialize_unit(self) -> std::result::Result<(), CanonicalError> {
+        refuse("null")
+    }
+
+    fn serialize_unit_struct(self, _: &'static str) -> std::result::Result<(), CanonicalError> {
+        refuse("null")
+    }
+
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> std::result::Result<(), CanonicalError> {
+        write_string(self.out, variant);
+        Ok(())
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> std::result::Result<(), CanonicalError> {
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> std::result::Result<(), CanonicalError> {
+        open_variant(self.out, variant);
+        value.serialize(Canonical {
+            out: &mut *self.out,
+        })?;
+        self.out.push(b'}');
+        Ok(())
+    }
+
+    fn serialize_seq(self, _: Option<usize>) -> std::result::Result<SeqWriter<'a>, CanonicalError> {
+        self.out.push(b'[');
+        Ok(SeqWriter {
+            out: self.out,
+            first: true,
+            close: b"]",
+        })
+    }
+
+    fn serialize_tuple(self, len: usize) -> std::result::Result<SeqWriter<'a>, CanonicalError> {
+        self.serialize_seq(Some(len))
+    }
+
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        len: usize,
+    ) -> std::result::Result<SeqWriter<'a>, CanonicalError> {
+        self.serialize_seq(Some(len))
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        _: usize,
+    ) -> std::result::Result<SeqWriter<'a>, CanonicalError> {
+        open_variant(self.out, variant);
+        self.out.push(b'[');
+        Ok(SeqWriter {
+            out: self.out,
+            first: true,
+            close: b"]}",
+        })
+    }
+
+    fn serialize_map(
+        self,
+        _: Option<usize>,
+    ) -> std::result::Result<ObjectWriter<'a>, CanonicalError> {
+        Ok(ObjectWriter::new(self.out, b""))
+    }
+
+    fn serialize_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> std::result::Result<ObjectWriter<'a>, CanonicalError> {
+        Ok(ObjectWriter::new(self.out, b""))
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        _: usize,
+    ) -> std::result::Result<ObjectWriter<'a>, CanonicalError> {
+        open_variant(self.out, variant);
+        Ok(ObjectWriter::new(self.out, b"}"))
+    }
+}
+
+impl SeqWriter<'_> {
+    fn element<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+    ) -> std::result::Result<(), CanonicalError> {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        value.serialize(Canonical {
+            out: &mut *self.out,
+        })
+    }
+
+    fn close(self) -> std::result::Result<(), CanonicalError> {
+        self.out.extend_from_slice(self.close);
+        Ok(())
+    }
+}
+
+impl ser::SerializeSeq for SeqWriter<'_> {
+    type Ok = ();
+    type Error = CanonicalError;
+    fn serialize_element<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+    ) -> std::result::Result<(), CanonicalError> {
+        self.element(value)
+    }
+    fn end(self) -> std::result::Result<(), CanonicalError> {
+        self.close()
+    }
+}
+
+impl ser::SerializeTuple for SeqWriter<'_> {
+    type Ok = ();
+    type Error = CanonicalError;
+    fn serialize_element<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+    ) -> std::result::Result<(), CanonicalError> {
+        self.element(value)
+    }
+    fn end(self) -> std::result::Result<(), CanonicalError> {
+        self.close()
+    }
+}
+
+impl ser::SerializeTupleStruct for SeqWriter<'_> {
+    type Ok = ();
+    type Error = CanonicalError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+    ) -> std::result::Result<(), CanonicalError> {
+        self.element(value)
+    }
+    fn end(self) -> std::result::Result<(), CanonicalError> {
+        self.close()
+    }
+}
+
+impl ser::SerializeTupleVariant for SeqWriter<'_> {
+    type Ok = ();
+    type Error = CanonicalError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+    ) -> std::result::Result<(), CanonicalError> {
+        self.element(value)
+    }
+    fn end(self) -> std::result::Result<(), CanonicalError> {
+        self.close()
+    }
+}
+
+impl ser::SerializeMap for ObjectWriter<'_> {
+    type Ok = ();
+    type Error = CanonicalError;
+    fn serialize_key<T: Serialize + ?Sized>(
+        &mut self,
+        key: &T,
+    ) -> std::result::Result<(), CanonicalError> {
+        match serde_json::to_value(key) {
+            Ok(Value::String(k)) => {
+                self.key = Some(k);
+                Ok(())
+            }
+            _ => refuse("a map key that is not a string"),
+        }
+    }
+    fn serialize_value<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+    ) -> std::result::Result<(), CanonicalError> {
+        let key = self
+            .key
+            .take()
+            .ok_or_else(|| CanonicalError("a map value without a key".into()))?;
+        self.member(key.into(), value)
+    }
+    fn end(self) -> std::result::Result<(), CanonicalError> {
+        self.finish()
+    }
+}
+
+impl ser::SerializeStruct for ObjectWriter<'_> {
+    type Ok = ();
+    type Error = CanonicalError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> std::result::Result<(), CanonicalError> {
+        self.member(key.into(), value)
+    }
+    fn end(self) -> std::result::Result<(), CanonicalError> {
+        self.finish()
+    }
+}
+
+impl ser::SerializeStructVariant for ObjectWriter<'_> {
+    type Ok = ();
+    type Error = CanonicalError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> std::result::Result<(), CanonicalError> {
+        self.member(key.into(), value)
+    }
+    fn end(self) -> std::result::Result<(), CanonicalError> {
+        self.finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +535,44 @@ mod tests {
     fn rejects_floats_and_nulls() {
         assert!(to_vec(&json!({"a": 1.5})).is_err());
         assert!(to_vec(&json!({"a": null})).is_err());
+    }
+
+    #[test]
+    fn typed_writer_agrees_with_the_value_writer() {
+        #[derive(serde::Serialize)]
+        struct Inner {
+            z: u64,
+            a: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            skipped: Option<String>,
+            list: Vec<(String, i64)>,
+        }
+        #[derive(serde::Serialize)]
+        enum Tagged {
+            #[serde(rename = "x.y")]
+            Newtype(Inner),
+            Unit,
+        }
+        let value = (
+            Tagged::Newtype(Inner {
+                z: 7,
+                a: Some("q\"\u{1}é".into()),
+                skipped: None,
+                list: vec![("b".into(), -3)],
+            }),
+            Tagged::Unit,
+            std::collections::BTreeMap::from([("é", 1), ("B", 2), ("a", 3)]),
+        );
+        let typed = to_vec_typed(&value).unwrap();
+        assert_eq!(
+            typed,
+            to_vec(&serde_json::to_value(&value).unwrap()).unwrap()
+        );
+        assert_eq!(
+            String::from_utf8(typed).unwrap(),
+            r#"[{"x.y":{"a":"q\"\u0001é","list":[["b",-3]],"z":7}},"Unit",{"B":2,"a":3,"é":1}]"#
+        );
+        assert!(to_vec_typed(&Some(1.5)).is_err());
+        assert!(to_vec_typed(&vec![None::<u8>]).is_err());
     }
 }

@@ -168,12 +168,80 @@ pub fn sign(key: &SigningKey, entry_hash: &Hash) -> EntrySignature {
     }
 }
 
-/// Verify one signature strictly (RFC 8032 with canonical S, and no
-/// small-order R or A: ed25519-dalek's `verify_strict`).
+/// Verify one stored signature by the rules of schema/FORMAT.md section 2
+/// (ZIP 215: canonical S, the cofactored equation, R and A any valid point
+/// encoding), the rules [`verify_signatures`] applies in batches: the two
+/// accept exactly the same signatures.
 pub fn verify_signature(key: &VerifyingKey, entry_hash: &Hash, sig: &EntrySignature) -> bool {
-    let signature = Signature::from_bytes(&sig.signature);
-    key.verify_strict(&signed_message(entry_hash), &signature)
-        .is_ok()
+    SignatureCheck::new(key, entry_hash, sig).verify()
+}
+
+/// Check a signature this process just made, before it is stored (check
+/// twice): strict RFC 8032 (`verify_strict`), which accepts a subset of what
+/// [`verify_signature`] accepts and is faster for one signature.
+pub fn self_check(key: &VerifyingKey, entry_hash: &Hash, sig: &EntrySignature) -> bool {
+    key.verify_strict(
+        &signed_message(entry_hash),
+        &Signature::from_bytes(&sig.signature),
+    )
+    .is_ok()
+}
+
+/// One signature to check: the raw public key, the entry hash it signs and
+/// the signature.
+#[derive(Debug, Clone)]
+pub struct SignatureCheck {
+    pub public_key: [u8; 32],
+    pub entry_hash: Hash,
+    pub signature: [u8; 64],
+}
+
+impl SignatureCheck {
+    pub fn new(key: &VerifyingKey, entry_hash: &Hash, sig: &EntrySignature) -> SignatureCheck {
+        SignatureCheck {
+            public_key: key.to_bytes(),
+            entry_hash: *entry_hash,
+            signature: sig.signature,
+        }
+    }
+
+    fn item(&self) -> ed25519_consensus::batch::Item {
+        let key = ed25519_consensus::VerificationKeyBytes::from(self.public_key);
+        let signature = ed25519_consensus::Signature::from(self.signature);
+        (key, signature, &signed_message(&self.entry_hash)).into()
+    }
+
+    /// Verify this one signature (ZIP 215).
+    pub fn verify(&self) -> bool {
+        self.item().verify_single().is_ok()
+    }
+}
+
+/// Signatures per batch equation: large enough to amortise the fixed cost
+/// and coalesce each key's terms, small enough that a failing batch is
+/// cheap to search one by one.
+const BATCH_EQUATION_SIZE: usize = 1024;
+
+/// Check many signatures with batch verification (ZIP 215, random linear
+/// combinations; a batch that fails is searched one by one). Returns the
+/// index of the first signature that does not verify, or None when all do.
+/// Runs on the calling thread.
+pub fn verify_signatures(checks: &[SignatureCheck]) -> Option<usize> {
+    for (part, batch) in checks.chunks(BATCH_EQUATION_SIZE).enumerate() {
+        let mut verifier = ed25519_consensus::batch::Verifier::new();
+        for check in batch {
+            verifier.queue(check.item());
+        }
+        // Batch and single verification accept the same signatures, so a
+        // failed batch holds one that fails alone (the single check is the
+        // definition).
+        if verifier.verify(rand_core::OsRng).is_err() {
+            if let Some(at) = batch.iter().position(|c| !c.verify()) {
+                return Some(part * BATCH_EQUATION_SIZE + at);
+            }
+        }
+    }
+    None
 }
 
 struct Reader<'a> {

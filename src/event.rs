@@ -8,7 +8,7 @@
 //! verify. Amounts are strings in canonical form (see [`crate::money`]).
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::canonical_json;
 use crate::error::{Error, Result};
@@ -376,7 +376,7 @@ impl Event {
 
     /// Canonical JSON of the event object: what idempotency compares.
     pub fn canonical_bytes(&self) -> Result<Vec<u8>> {
-        canonical_json::to_vec(&self.to_value())
+        canonical_json::to_vec_typed(&EventObject(self))
     }
 
     /// The fund an event belongs to, if it is a fund event.
@@ -413,62 +413,91 @@ impl Event {
     }
 }
 
+/// An event's own object, without the kind tag.
+struct EventObject<'a>(&'a Event);
+
+impl Serialize for EventObject<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self.0 {
+            Event::Genesis(e) => e.serialize(s),
+            Event::KeyEnroll(e) => e.serialize(s),
+            Event::KeyRevoke(e) => e.serialize(s),
+            Event::KeyRotate(e) => e.serialize(s),
+            Event::PolicySet(e) => e.serialize(s),
+            Event::Attest(e) => e.serialize(s),
+            Event::FundCreate(e) => e.serialize(s),
+            Event::PartnerAdd(e) => e.serialize(s),
+            Event::StartupAdd(e) => e.serialize(s),
+            Event::Commitment(e) | Event::CommitmentReduce(e) => e.serialize(s),
+            Event::Call(e) => e.serialize(s),
+            Event::Contribution(e) => e.serialize(s),
+            Event::Investment(e) => e.serialize(s),
+            Event::Valuation(e) => e.serialize(s),
+            Event::Realization(e) => e.serialize(s),
+            Event::Distribution(e) | Event::Fee(e) | Event::Expense(e) => e.serialize(s),
+            Event::Reversal(e) => e.serialize(s),
+        }
+    }
+}
+
+/// A body as written: members in any order, sorted by the canonical writer.
+#[derive(Serialize)]
+struct BodyOut<'a> {
+    event: EventObject<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idempotency_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[Posting]>::is_empty")]
+    postings: &'a [Posting],
+}
+
+/// A body as read: the event object is kept raw until its kind is known.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BodyIn<'a> {
+    #[serde(borrow)]
+    event: &'a serde_json::value::RawValue,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+    #[serde(default)]
+    postings: Option<Vec<Posting>>,
+}
+
 impl Body {
     /// The canonical JSON bytes of this body.
     pub fn encode(&self) -> Result<Vec<u8>> {
-        let mut map = Map::new();
-        map.insert("event".into(), self.event.to_value());
-        if let Some(key) = &self.idempotency_key {
-            map.insert("idempotency_key".into(), Value::String(key.clone()));
-        }
-        if !self.postings.is_empty() {
-            let postings = serde_json::to_value(&self.postings)
-                .map_err(|e| Error::format(format!("cannot encode postings: {e}")))?;
-            map.insert("postings".into(), postings);
-        }
-        canonical_json::to_vec(&Value::Object(map))
+        canonical_json::to_vec_typed(&BodyOut {
+            event: EventObject(&self.event),
+            idempotency_key: self.idempotency_key.as_deref(),
+            postings: &self.postings,
+        })
     }
 
     /// Decode a body of the given kind, strictly: unknown kinds and fields,
     /// and anything not in canonical form, are errors.
     pub fn decode(kind: &str, bytes: &[u8]) -> Result<Body> {
-        // Parse once; the typed re-encoding below must give back exactly
-        // these bytes, which is the canonical-form check.
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|e| Error::format(format!("body is not valid JSON: {e}")))?;
-        let Value::Object(mut map) = value else {
-            return Err(Error::format("body is not a JSON object"));
-        };
-        if let Some(field) = map
-            .keys()
-            .find(|k| !matches!(k.as_str(), "event" | "idempotency_key" | "postings"))
-        {
-            return Err(Error::format(format!("body has unknown field {field:?}")));
-        }
-        let event_value = map
-            .remove("event")
-            .ok_or_else(|| Error::format("body has no event"))?;
-        let mut tagged = Map::new();
-        tagged.insert(kind.to_string(), event_value);
-        let event: Event = serde_json::from_value(Value::Object(tagged))
+        // Parse once, straight into the types; the typed re-encoding below
+        // must give back exactly these bytes, which is the canonical-form
+        // check.
+        let raw: BodyIn<'_> = serde_json::from_slice(bytes)
+            .map_err(|e| Error::format(format!("body is not a valid body object: {e}")))?;
+        // The event, tagged with its kind (the kind quoted as JSON, so that
+        // only a kind that names an event decodes).
+        let tag = serde_json::to_string(kind)
+            .map_err(|e| Error::format(format!("kind cannot be quoted: {e}")))?;
+        let tagged = format!("{{{tag}:{}}}", raw.event.get());
+        let event: Event = serde_json::from_str(&tagged)
             .map_err(|e| Error::format(format!("{kind} event does not decode: {e}")))?;
-        let idempotency_key = match map.remove("idempotency_key") {
+        let idempotency_key = match raw.idempotency_key {
             None => None,
-            Some(Value::String(s)) => {
+            Some(s) => {
                 check_idempotency_key(&s).map_err(|e| Error::format(e.message().to_string()))?;
                 Some(s)
             }
-            Some(_) => return Err(Error::format("idempotency_key is not a string")),
-        };
-        let postings: Vec<Posting> = match map.remove("postings") {
-            None => Vec::new(),
-            Some(v) => serde_json::from_value(v)
-                .map_err(|e| Error::format(format!("postings do not decode: {e}")))?,
         };
         let body = Body {
             event,
             idempotency_key,
-            postings,
+            postings: raw.postings.unwrap_or_default(),
         };
         // The typed round trip must give back the same bytes: this rejects
         // an empty postings array and any value the types would normalise.

@@ -262,12 +262,26 @@ pub fn load_public_key(path: &Path) -> Result<VerifyingKey> {
     Ok(key)
 }
 
-/// Refuse small-order public keys.
+/// Refuse public keys that signatures must never be checked against
+/// (schema/FORMAT.md section 2): keys of small order (the identity among
+/// them), which would accept forged signatures; keys with a torsion
+/// component, whose signatures the cofactored equation would accept in more
+/// forms than the signer made; and non-canonical encodings, which would give
+/// one key two key ids.
 pub fn check_public_key(key: &VerifyingKey) -> Result<()> {
     if key.is_weak() {
         return Err(Error::key(
             "the public key has small order and would accept forged signatures",
         ));
+    }
+    let point = key.to_edwards();
+    if !point.is_torsion_free() {
+        return Err(Error::key(
+            "the public key is not in the prime-order subgroup (it has a torsion component)",
+        ));
+    }
+    if point.compress().as_bytes() != key.as_bytes() {
+        return Err(Error::key("the public key is not canonically encoded"));
     }
     Ok(())
 }
@@ -281,6 +295,18 @@ pub fn public_key_pem(key: &VerifyingKey) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_of_small_order_or_with_torsion_are_refused() {
+        use curve25519_dalek::constants::EIGHT_TORSION;
+        let good = SigningKey::from_bytes(&[9; 32]).verifying_key();
+        check_public_key(&good).unwrap();
+        // A point of order 8, and the good key plus it.
+        for point in [EIGHT_TORSION[1], good.to_edwards() + EIGHT_TORSION[1]] {
+            let key = VerifyingKey::from_bytes(point.compress().as_bytes()).unwrap();
+            assert!(check_public_key(&key).is_err());
+        }
+    }
 
     #[test]
     fn generate_writes_0600_private_key_and_loads_back() {

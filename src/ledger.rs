@@ -11,7 +11,9 @@ use std::path::Path;
 use base64::Engine;
 use ed25519_dalek::SigningKey;
 
-use crate::entry::{self, key_id, Content, EntrySignature, Record, GENESIS_PREV_HASH};
+use crate::entry::{
+    self, key_id, Content, EntrySignature, Record, SignatureCheck, GENESIS_PREV_HASH,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Body, Event, Genesis, KeyEnroll};
 use crate::merkle::{self, MerkleError, NodeSource};
@@ -678,7 +680,8 @@ impl Ledger {
 }
 
 /// Sign every hash with every key, spreading the work over all cores; each
-/// thread verifies every signature it made before handing it back.
+/// thread checks the signatures it made (batch verification) before handing
+/// them back.
 fn sign_parallel(hashes: &[[u8; 32]], signers: &[&SigningKey]) -> Result<Vec<Vec<EntrySignature>>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_thread = hashes.len().div_ceil(threads.max(1)).max(1);
@@ -687,18 +690,23 @@ fn sign_parallel(hashes: &[[u8; 32]], signers: &[&SigningKey]) -> Result<Vec<Vec
             .chunks(per_thread)
             .map(|part| {
                 scope.spawn(move || {
-                    part.iter()
-                        .map(|h| {
-                            signers
-                                .iter()
-                                .map(|k| {
-                                    let sig = entry::sign(k, h);
-                                    entry::verify_signature(&k.verifying_key(), h, &sig)
-                                        .then_some(sig)
-                                })
-                                .collect::<Option<Vec<EntrySignature>>>()
+                    let public: Vec<_> = signers.iter().map(|k| k.verifying_key()).collect();
+                    let signed: Vec<Vec<EntrySignature>> = part
+                        .iter()
+                        .map(|h| signers.iter().map(|k| entry::sign(k, h)).collect())
+                        .collect();
+                    let checks: Vec<SignatureCheck> = part
+                        .iter()
+                        .zip(&signed)
+                        .flat_map(|(h, sigs)| {
+                            sigs.iter()
+                                .zip(&public)
+                                .map(|(sig, key)| SignatureCheck::new(key, h, sig))
                         })
-                        .collect::<Option<Vec<Vec<EntrySignature>>>>()
+                        .collect();
+                    entry::verify_signatures(&checks)
+                        .is_none()
+                        .then_some(signed)
                 })
             })
             .collect();
@@ -826,7 +834,7 @@ fn commit_entry(
     let ids: Vec<_> = decoded.signatures.iter().map(|s| s.key_id).collect();
     let keys = state.authorize(seq, &event, &ids)?;
     for (sig, key) in decoded.signatures.iter().zip(&keys) {
-        if !entry::verify_signature(key, &entry_hash, sig) {
+        if !entry::self_check(key, &entry_hash, sig) {
             return Err(Error::rule(format!(
                 "the signature by key {} does not verify",
                 hex::encode(&sig.key_id[..8])

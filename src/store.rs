@@ -364,6 +364,34 @@ impl Store {
         merkle_leaf_count(&self.conn)
     }
 
+    /// The stored perfect nodes of one level with `lo <= index < hi`, in
+    /// index order.
+    pub fn merkle_nodes_in(&self, level: u32, lo: u64, hi: u64) -> Result<Vec<(u64, [u8; 32])>> {
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT idx, hash FROM merkle_nodes WHERE level = ?1 AND idx >= ?2 AND idx < ?3 ORDER BY idx",
+        )?;
+        let mut rows = stmt.query(params![level as i64, clamp(lo), clamp(hi)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let index: i64 = row.get(0)?;
+            let hash: Vec<u8> = row.get(1)?;
+            let hash = hash.try_into().map_err(|_| {
+                Error::new(ErrorKind::Store, "a stored Merkle node is not 32 bytes")
+            })?;
+            out.push((index as u64, hash));
+        }
+        Ok(out)
+    }
+
+    /// Read everything that follows from one snapshot of the database
+    /// (a read transaction) until the guard is dropped, even while other
+    /// processes append.
+    pub fn read_transaction(&self) -> Result<ReadTransaction<'_>> {
+        self.conn.execute_batch("BEGIN DEFERRED")?;
+        Ok(ReadTransaction { conn: &self.conn })
+    }
+
     /// Number of stored Merkle nodes at every level.
     pub fn merkle_node_count(&self) -> Result<u64> {
         let n: i64 = self
@@ -427,6 +455,17 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         Ok(AppendTx { tx })
+    }
+}
+
+/// A read transaction on a [`Store`]; ends when dropped.
+pub struct ReadTransaction<'a> {
+    conn: &'a Connection,
+}
+
+impl Drop for ReadTransaction<'_> {
+    fn drop(&mut self) {
+        let _ = self.conn.execute_batch("ROLLBACK");
     }
 }
 

@@ -13,7 +13,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 use crate::checkpoint::{ledger_verifiers, open_checkpoint};
-use crate::entry::{self, GENESIS_PREV_HASH};
+use crate::entry::{self, SignatureCheck, GENESIS_PREV_HASH};
 use crate::error::Result;
 use crate::event::Body;
 use crate::ledger::decode_row;
@@ -160,13 +160,9 @@ struct ChainVerifier<'a> {
     origin: Option<String>,
     signatures: u64,
     tree: RightEdge,
-    /// Signatures waiting for the next parallel check.
-    pending: Vec<SigJob>,
-    /// Hashes of the entries checked since the last flush, from `chunk_base`.
-    chunk_hashes: Vec<Hash>,
-    chunk_base: u64,
-    /// Hash of entry `chunk_base - 1`.
-    flushed_hash: Option<Hash>,
+    /// The stored Merkle nodes the current step's entries complete, per
+    /// level, in index order (read with one range query per level).
+    stored_nodes: Vec<Vec<(u64, Hash)>>,
     /// Roots wanted at these tree sizes (checkpoints), filled in as the
     /// stream passes them.
     roots: BTreeMap<u64, Option<Hash>>,
@@ -174,92 +170,159 @@ struct ChainVerifier<'a> {
     snapshot: Option<StoredSnapshot>,
 }
 
-/// One signature to check.
+/// Whose signature a [`SignatureCheck`] is.
 struct SigJob {
     seq: u64,
-    key: ed25519_dalek::VerifyingKey,
-    hash: Hash,
-    signature: entry::EntrySignature,
+    key_id: entry::KeyId,
 }
 
-/// Signatures checked per parallel batch: enough to keep every core busy,
-/// few enough that the pending jobs stay well under a megabyte.
-const SIGNATURE_BATCH: usize = 4096;
+/// Entries per step of the pipeline: while the main thread checks the rules
+/// of one step's entries in order, worker threads decode the next step's
+/// rows and batch-verify the previous step's signatures. Large enough to
+/// amortise thread start-up, small enough that three steps in flight stay
+/// at a few megabytes.
+const ROWS_PER_STEP: usize = 4096;
 
-/// Check signatures on every core (each strictly, one by one, so that the
-/// accepted set is exactly that of schema/FORMAT.md section 2). Returns the
-/// first failing job.
-fn check_signatures(jobs: &[SigJob]) -> Option<&SigJob> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_thread = jobs.len().div_ceil(threads).max(1);
-    let failures: Vec<Option<usize>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = jobs
-            .chunks(per_thread)
-            .enumerate()
-            .map(|(part, chunk)| {
+/// A stored row and what a worker derived from it.
+struct Decoded {
+    row: StoredRow,
+    /// The record and body, or why they do not decode.
+    parsed: std::result::Result<(entry::Record, Body), String>,
+    /// The content hash (zero when the row does not decode).
+    hash: Hash,
+    /// The Merkle leaf hash of the stored record.
+    leaf: Hash,
+}
+
+fn decode(row: StoredRow) -> Decoded {
+    let leaf = merkle::leaf_hash(&row.record);
+    match decode_row(&row) {
+        Ok((record, body)) => Decoded {
+            hash: record.content.hash(),
+            parsed: Ok((record, body)),
+            row,
+            leaf,
+        },
+        Err(e) => Decoded {
+            parsed: Err(e.message().to_string()),
+            hash: [0; 32],
+            row,
+            leaf,
+        },
+    }
+}
+
+/// Run `main` on this thread while `threads` workers decode `rows` and
+/// batch-verify `checks`. Returns the decoded rows in order, the index of
+/// the first check that fails, and what `main` returned.
+fn parallel_step<R>(
+    rows: Vec<StoredRow>,
+    checks: &[SignatureCheck],
+    threads: usize,
+    main: impl FnOnce() -> R,
+) -> (Vec<Decoded>, Option<usize>, R) {
+    let threads = threads.max(1);
+    let rows_per = rows.len().div_ceil(threads).max(1);
+    let checks_per = checks.len().div_ceil(threads).max(1);
+    let mut rows = rows.into_iter();
+    let parts: Vec<(Vec<StoredRow>, &[SignatureCheck], usize)> = (0..threads)
+        .map(|i| {
+            let start = (i * checks_per).min(checks.len());
+            let end = (start + checks_per).min(checks.len());
+            (
+                rows.by_ref().take(rows_per).collect(),
+                &checks[start..end],
+                start,
+            )
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|(rows, checks, offset)| {
                 scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .position(|j| !entry::verify_signature(&j.key, &j.hash, &j.signature))
-                        .map(|i| part * per_thread + i)
+                    let failed = entry::verify_signatures(checks).map(|i| offset + i);
+                    (rows.into_iter().map(decode).collect::<Vec<_>>(), failed)
                 })
             })
             .collect();
-        // A thread that panicked counts as a failure at its first job.
-        handles
-            .into_iter()
-            .enumerate()
-            .map(|(part, h)| h.join().unwrap_or(Some(part * per_thread)))
-            .collect()
-    });
-    failures.into_iter().flatten().min().map(|i| &jobs[i])
+        let result = main();
+        let mut decoded = Vec::new();
+        let mut failed: Option<usize> = None;
+        for (i, handle) in handles.into_iter().enumerate() {
+            // A worker that panicked counts as a failure at its first check
+            // (and, having lost its rows, ends the stream there).
+            let (part, f) = handle
+                .join()
+                .unwrap_or_else(|_| (Vec::new(), Some((i * checks_per).min(checks.len()))));
+            decoded.extend(part);
+            failed = match (failed, f) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        (decoded, failed, result)
+    })
+}
+
+fn signature_failure(job: &SigJob) -> Failure {
+    fail(
+        job.seq,
+        "signature",
+        format!(
+            "signature by key {} does not verify",
+            hex::encode(&job.key_id[..8])
+        ),
+    )
 }
 
 impl ChainVerifier<'_> {
-    /// Check the pending signatures. On success the chunk is done; on
-    /// failure, returns it.
-    fn flush(&mut self) -> Option<Failure> {
-        let failed = check_signatures(&self.pending).map(|j| {
-            fail(
-                j.seq,
-                "signature",
-                format!(
-                    "signature by key {} does not verify",
-                    hex::encode(&j.signature.key_id[..8])
-                ),
-            )
-        });
-        match &failed {
-            None => {
-                self.signatures += self.pending.len() as u64;
-                self.flushed_hash = self.chunk_hashes.last().copied().or(self.flushed_hash);
-                self.chunk_base = self.expected_seq;
-                self.chunk_hashes.clear();
-            }
-            Some(f) => {
-                self.signatures += self.pending.iter().filter(|j| j.seq < f.seq).count() as u64;
-            }
+    /// Read the stored Merkle nodes that entries `from..to` complete.
+    fn fetch_nodes(&mut self, from: u64, to: u64) -> Result<()> {
+        self.stored_nodes.clear();
+        let mut level = 0u32;
+        while level < 64 && (to >> level) > 0 {
+            let nodes = self
+                .store
+                .merkle_nodes_in(level, from >> level, (to >> level) + 1)?;
+            self.stored_nodes.push(nodes);
+            level += 1;
         }
-        self.pending.clear();
-        failed
+        Ok(())
     }
 
-    /// The hash of the last good entry before `seq`.
-    fn hash_before(&self, seq: u64) -> Option<Hash> {
-        if seq == 0 {
-            return None;
+    fn stored_node(&self, level: u32, index: u64) -> Option<Hash> {
+        let nodes = self.stored_nodes.get(level as usize)?;
+        let at = nodes.binary_search_by_key(&index, |(i, _)| *i).ok()?;
+        Some(nodes[at].1)
+    }
+
+    /// Check one step's rows in order, queueing their signatures; stops at
+    /// the first failure and returns it.
+    fn check_step(
+        &mut self,
+        step: &[Decoded],
+        jobs: &mut Vec<SigJob>,
+        checks: &mut Vec<SignatureCheck>,
+    ) -> Result<Option<Failure>> {
+        let from = self.expected_seq;
+        self.fetch_nodes(from, from + step.len() as u64)?;
+        for decoded in step {
+            if let Err(f) = self.check_row(decoded, jobs, checks)? {
+                return Ok(Some(f));
+            }
         }
-        if seq > self.chunk_base {
-            self.chunk_hashes
-                .get((seq - 1 - self.chunk_base) as usize)
-                .copied()
-        } else {
-            self.flushed_hash
-        }
+        Ok(None)
     }
 
     /// Check one row; Ok(Err(failure)) when the ledger is bad.
-    fn check_row(&mut self, row: &StoredRow) -> Result<Result<(), Failure>> {
+    fn check_row(
+        &mut self,
+        decoded: &Decoded,
+        jobs: &mut Vec<SigJob>,
+        signature_checks: &mut Vec<SignatureCheck>,
+    ) -> Result<Result<(), Failure>> {
+        let row = &decoded.row;
         let seq = self.expected_seq;
         if row.seq != seq as i64 {
             return Ok(Err(if row.seq > seq as i64 {
@@ -280,52 +343,52 @@ impl ChainVerifier<'_> {
                 )
             }));
         }
-        let (record, body) = match decode_row(row) {
+        let (record, body) = match &decoded.parsed {
             Ok(x) => x,
-            Err(e) => return Ok(Err(fail(seq, "decode", e.message()))),
+            Err(message) => return Ok(Err(fail(seq, "decode", message.clone()))),
         };
         let c = &record.content;
-        let hash = c.hash();
-        let checks: [(&str, bool, String, String); 6] = [
-            (
-                "column.seq",
-                c.seq == seq,
-                seq.to_string(),
-                c.seq.to_string(),
-            ),
-            (
-                "column.entry_hash",
-                row.entry_hash == hash,
-                hex::encode(hash),
-                hex::encode(&row.entry_hash),
-            ),
-            (
-                "column.prev_hash",
-                row.prev_hash == c.prev_hash,
-                hex::encode(c.prev_hash),
-                hex::encode(&row.prev_hash),
-            ),
+        let hash = decoded.hash;
+        // (check, holds, expected, found): the texts are made only for a
+        // failure.
+        type Texts<'t> = &'t dyn Fn() -> (String, String);
+        let columns: [(&str, bool, Texts<'_>); 6] = [
+            ("column.seq", c.seq == seq, &|| {
+                (seq.to_string(), c.seq.to_string())
+            }),
+            ("column.entry_hash", row.entry_hash == hash, &|| {
+                (hex::encode(hash), hex::encode(&row.entry_hash))
+            }),
+            ("column.prev_hash", row.prev_hash == c.prev_hash, &|| {
+                (hex::encode(c.prev_hash), hex::encode(&row.prev_hash))
+            }),
             (
                 "column.recorded_at_unix_ms",
                 row.recorded_at_unix_ms == c.recorded_at_unix_ms,
-                c.recorded_at_unix_ms.to_string(),
-                row.recorded_at_unix_ms.to_string(),
+                &|| {
+                    (
+                        c.recorded_at_unix_ms.to_string(),
+                        row.recorded_at_unix_ms.to_string(),
+                    )
+                },
             ),
-            (
-                "column.kind",
-                row.kind == c.kind,
-                c.kind.clone(),
-                row.kind.clone(),
-            ),
+            ("column.kind", row.kind == c.kind, &|| {
+                (c.kind.clone(), row.kind.clone())
+            }),
             (
                 "column.idempotency_key",
                 row.idempotency_key == body.idempotency_key,
-                format!("{:?}", body.idempotency_key),
-                format!("{:?}", row.idempotency_key),
+                &|| {
+                    (
+                        format!("{:?}", body.idempotency_key),
+                        format!("{:?}", row.idempotency_key),
+                    )
+                },
             ),
         ];
-        for (check, ok, expected, found) in checks {
+        for (check, ok, texts) in columns {
             if !ok {
+                let (expected, found) = texts();
                 return Ok(Err(mismatch(
                     seq,
                     check,
@@ -389,14 +452,13 @@ impl ChainVerifier<'_> {
         if let Err(e) = self.state.check_policy(&body.event, &signers) {
             return Ok(Err(fail(seq, "policy", e.message())));
         }
-        // Signatures are checked in parallel batches (see `flush`).
+        // Signatures are batch-verified by the workers of the next step.
         for (sig, key) in record.signatures.iter().zip(signers.iter()) {
-            self.pending.push(SigJob {
+            jobs.push(SigJob {
                 seq,
-                key: key.public_key,
-                hash,
-                signature: sig.clone(),
+                key_id: sig.key_id,
             });
+            signature_checks.push(SignatureCheck::new(&key.public_key, &hash, sig));
         }
         let store = self.store;
         let lookup = |s: u64| -> Result<Option<(String, Body)>> {
@@ -421,8 +483,8 @@ impl ChainVerifier<'_> {
                 serde_json::to_string(&body.postings).unwrap_or_default(),
             )));
         }
-        for (level, index, node) in self.tree.push(merkle::leaf_hash(&row.record)) {
-            let stored = self.store.merkle_node(level, index)?;
+        for (level, index, node) in self.tree.push(decoded.leaf) {
+            let stored = self.stored_node(level, index);
             if stored != Some(node) {
                 return Ok(Err(mismatch(
                     seq,
@@ -458,7 +520,6 @@ impl ChainVerifier<'_> {
                 )));
             }
         }
-        self.chunk_hashes.push(hash);
         self.prev_hash = hash;
         self.prev_recorded_at = c.recorded_at_unix_ms;
         self.expected_seq += 1;
@@ -478,6 +539,8 @@ pub fn verify_with(
     options: &Options,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Report> {
+    // One consistent view of the file, even while others append.
+    let _read = store.read_transaction()?;
     let total = store.count()?;
     let history = store.checkpoints()?;
     let external = options.checkpoint.as_deref().and_then(|text| {
@@ -501,34 +564,80 @@ pub fn verify_with(
         origin: None,
         signatures: 0,
         tree: RightEdge::default(),
+        stored_nodes: Vec::new(),
         roots,
-        pending: Vec::new(),
-        chunk_hashes: Vec::new(),
-        chunk_base: 0,
-        flushed_hash: None,
         snapshot: store.snapshot()?,
     };
-    let mut failure: Option<Failure> = None;
-    store.scan(0, None, |row| match v.check_row(&row)? {
-        Ok(()) => {
-            if v.pending.len() >= SIGNATURE_BATCH {
-                if let Some(f) = v.flush() {
-                    failure = Some(f);
-                    return Ok(false);
-                }
-                progress(v.expected_seq, total);
-            }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let read_step = |from: u64| -> Result<Vec<StoredRow>> {
+        let mut rows = Vec::with_capacity(ROWS_PER_STEP);
+        store.scan(from, Some(ROWS_PER_STEP as u64), |row| {
+            rows.push(row);
             Ok(true)
+        })?;
+        Ok(rows)
+    };
+    let next_from = |rows: &[StoredRow]| rows.last().map_or(u64::MAX, |r| r.seq as u64 + 1);
+    // The pipeline: step k's rules are checked on this thread while the
+    // workers decode step k + 1 and batch-verify step k - 1's signatures.
+    let first = read_step(0)?;
+    let mut from = next_from(&first);
+    let (mut current, _, ()) = parallel_step(first, &[], threads, || ());
+    let (mut prev_jobs, mut prev_checks): (Vec<SigJob>, Vec<SignatureCheck>) =
+        (Vec::new(), Vec::new());
+    let mut failure: Option<Failure> = None;
+    while !current.is_empty() {
+        let next = if current.len() == ROWS_PER_STEP {
+            read_step(from)?
+        } else {
+            Vec::new()
+        };
+        from = next_from(&next).max(from);
+        let (mut jobs, mut checks) = (Vec::new(), Vec::new());
+        let (decoded, bad_signature, checked) = parallel_step(next, &prev_checks, threads, || {
+            v.check_step(&current, &mut jobs, &mut checks)
+        });
+        let checked = checked?;
+        if let Some(i) = bad_signature {
+            // Step k - 1 comes before anything step k found.
+            let job = &prev_jobs[i];
+            v.signatures += prev_jobs.iter().filter(|j| j.seq < job.seq).count() as u64;
+            failure = Some(signature_failure(job));
+            break;
         }
-        Err(f) => {
-            failure = Some(f);
-            Ok(false)
+        v.signatures += prev_jobs.len() as u64;
+        progress(v.expected_seq, total);
+        if let Some(f) = checked {
+            // This step's signatures up to the failing entry; a bad one
+            // comes first (signatures are checked before the rules).
+            let (_, bad, ()) = parallel_step(Vec::new(), &checks, threads, || ());
+            failure = Some(match bad.map(|i| &jobs[i]) {
+                Some(job) if job.seq <= f.seq => {
+                    v.signatures += jobs.iter().filter(|j| j.seq < job.seq).count() as u64;
+                    signature_failure(job)
+                }
+                _ => {
+                    v.signatures += jobs.len() as u64;
+                    f
+                }
+            });
+            prev_jobs.clear();
+            prev_checks.clear();
+            break;
         }
-    })?;
-    // The last signatures; a bad one before a later failure comes first.
-    if let Some(f) = v.flush() {
-        if failure.as_ref().is_none_or(|g| f.seq <= g.seq) {
-            failure = Some(f);
+        current = decoded;
+        prev_jobs = jobs;
+        prev_checks = checks;
+    }
+    // The last step's signatures.
+    if !prev_checks.is_empty() {
+        let (_, bad, ()) = parallel_step(Vec::new(), &prev_checks, threads, || ());
+        match bad.map(|i| &prev_jobs[i]) {
+            Some(job) => {
+                v.signatures += prev_jobs.iter().filter(|j| j.seq < job.seq).count() as u64;
+                failure = Some(signature_failure(job));
+            }
+            None => v.signatures += prev_jobs.len() as u64,
         }
     }
     progress(v.expected_seq, total);
@@ -678,7 +787,11 @@ pub fn verify_with(
         });
         failure = problem;
     }
-    let head_hash = v.hash_before(good_entries).map(hex::encode);
+    // The last good entry's stored hash (verified equal to its content's).
+    let head_hash = match good_entries.checked_sub(1) {
+        Some(seq) => store.get(seq)?.map(|row| hex::encode(row.entry_hash)),
+        None => None,
+    };
     Ok(Report {
         format_version: REPORT_FORMAT_VERSION,
         status: if failure.is_none() {

@@ -304,6 +304,118 @@ fn record_byte_flips_swaps_and_forgeries_are_detected() {
 }
 
 /// Cutting entries off the end of the chain.
+/// A ledger long enough for verify's pipeline to run several steps
+/// (decoding, rules and batch signature checks overlap across steps of
+/// 4096 entries): genesis, a recorder's enrollment, then attestations.
+fn long_ledger(dir: &Path) -> PathBuf {
+    use fundledger::event::{Attest, KeyEnroll};
+    use fundledger::ledger::AppendRequest;
+    let path = dir.join("long.sqlite");
+    let admin = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+    let recorder = ed25519_dalek::SigningKey::from_bytes(&[2; 32]);
+    let mut ledger = Ledger::init(&path, "long.example.org/l", &admin, "admin", 1).unwrap();
+    use base64::Engine;
+    let public =
+        base64::engine::general_purpose::STANDARD.encode(recorder.verifying_key().as_bytes());
+    ledger
+        .append(AppendRequest {
+            event: Event::KeyEnroll(KeyEnroll {
+                name: "recorder".into(),
+                public_key: public,
+                role: "recorder".into(),
+                partner: None,
+            }),
+            idempotency_key: None,
+            signers: &[&admin],
+            now_unix_ms: 1,
+        })
+        .unwrap();
+    let events = (2..LONG_ENTRIES)
+        .map(|i| {
+            let event = Event::Attest(Attest {
+                file_name: format!("f{i}.pdf"),
+                sha256: "ab".repeat(32),
+                size: i,
+                note: "n".into(),
+            });
+            (event, None)
+        })
+        .collect();
+    ledger.append_batch(events, &[&recorder], 2).unwrap();
+    path
+}
+
+const LONG_ENTRIES: u64 = 10_000;
+
+/// Flip a bit in the (only) signature of entry `seq`.
+fn break_signature(conn: &Connection, seq: i64) {
+    let mut record = record_of(conn, seq);
+    let at = record.len() - 40;
+    record[at] ^= 1;
+    set_record(conn, seq, &record);
+}
+
+fn verify_long(path: &Path) -> fundledger::verify::Report {
+    let store = fundledger::store::Store::open_read_only(path).unwrap();
+    fundledger::verify::verify(&store, &mut |_, _| {}).unwrap()
+}
+
+#[test]
+fn verify_names_the_first_failure_across_pipeline_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = long_ledger(dir.path());
+    let report = verify_long(&path);
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.entries_verified, LONG_ENTRIES);
+    assert_eq!(report.signatures_verified, LONG_ENTRIES);
+    // (bad signatures, edited kind columns, expected seq and check)
+    let cases: [(&[i64], &[i64], i64, &str); 6] = [
+        (&[9000], &[], 9000, "signature"),
+        (&[3], &[], 3, "signature"),
+        // Both in the second step: the earlier one.
+        (&[5000], &[6000], 5000, "signature"),
+        (&[6000], &[5000], 5000, "column.kind"),
+        // The signature is checked while the next step's rules are: the
+        // earlier failure still wins.
+        (&[8000], &[8500], 8000, "signature"),
+        (&[8500, 9999], &[4095], 4095, "column.kind"),
+    ];
+    for (signatures, kinds, seq, check) in cases {
+        let copy = dir.path().join(format!("case-{seq}-{check}.sqlite"));
+        std::fs::copy(&path, &copy).unwrap();
+        {
+            let conn = open_for_tampering(&copy);
+            for s in signatures {
+                break_signature(&conn, *s);
+            }
+            for s in kinds {
+                conn.execute("UPDATE entries SET kind = 'fee' WHERE seq = ?1", [s])
+                    .unwrap();
+            }
+        }
+        let report = verify_long(&copy);
+        let failure = report.failure.as_ref().expect("a failure");
+        assert_eq!(
+            (failure.seq as i64, failure.check.as_str()),
+            (seq, check),
+            "{report:?}"
+        );
+        assert_eq!(report.entries_verified, seq as u64, "{report:?}");
+        // One signature per entry, every one before the failure checked.
+        assert_eq!(report.signatures_verified, seq as u64, "{report:?}");
+        let head = report.head_hash.as_deref().unwrap();
+        let conn = Connection::open(&copy).unwrap();
+        let stored: Vec<u8> = conn
+            .query_row(
+                "SELECT entry_hash FROM entries WHERE seq = ?1",
+                [seq - 1],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(head, hex::encode(stored));
+    }
+}
+
 #[test]
 fn truncating_the_tail_needs_a_checkpoint_to_be_detected() {
     let base = tamper_base();
