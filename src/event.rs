@@ -465,10 +465,19 @@ struct BodyIn<'a> {
 impl Body {
     /// The canonical JSON bytes of this body.
     pub fn encode(&self) -> Result<Vec<u8>> {
+        Body::encode_parts(&self.event, self.idempotency_key.as_deref(), &self.postings)
+    }
+
+    /// The canonical JSON bytes of the body made of these parts.
+    pub fn encode_parts(
+        event: &Event,
+        idempotency_key: Option<&str>,
+        postings: &[Posting],
+    ) -> Result<Vec<u8>> {
         canonical_json::to_vec_typed(&BodyOut {
-            event: EventObject(&self.event),
-            idempotency_key: self.idempotency_key.as_deref(),
-            postings: &self.postings,
+            event: EventObject(event),
+            idempotency_key,
+            postings,
         })
     }
 

@@ -529,6 +529,14 @@ impl Ledger {
 /// batch size the caller passes.
 pub const BATCH_CHUNK_ENTRIES: usize = 8192;
 
+/// Entries whose signatures are made together while the next ones are
+/// checked and hashed (batch append's pipeline).
+const SIGNING_GROUP_ENTRIES: usize = 1024;
+
+/// A batch entry checked and hashed, waiting for its signatures: the
+/// content, its hash and the idempotency key.
+type Unsigned = (Content, [u8; 32], Option<String>);
+
 impl Ledger {
     /// Append many entries, all signed by the same `signers`, in one
     /// IMMEDIATE transaction per chunk of [`BATCH_CHUNK_ENTRIES`]: the path
@@ -573,7 +581,6 @@ impl Ledger {
         let tx = store.begin_append()?;
         catch_up(state, &tx)?;
         complete_tree(&tx)?;
-        let mut drafts: Vec<(Content, [u8; 32], Option<String>)> = Vec::with_capacity(chunk.len());
         let mut outcomes = Vec::with_capacity(chunk.len());
         let mut batch_keys: std::collections::HashMap<String, (u64, Vec<u8>)> = Default::default();
         let head = tx.head()?;
@@ -586,85 +593,127 @@ impl Ledger {
         let origin = state.origin().unwrap_or_default().to_string();
         let mut snapshot_needed = false;
         let mut last_hash = prev;
-        for (index, (event, idempotency_key)) in chunk {
-            let at = |e: Error| {
-                let message = format!("batch event {index}: {}", e.message());
-                let mut err = Error::new(e.kind(), message);
-                if let Some(h) = e.hint() {
-                    err = err.with_hint(h.to_string());
+        // A pipeline: while this thread checks and hashes the entries of
+        // one group (and stores the group before it), the signatures of the
+        // group in between are made and checked on every core.
+        std::thread::scope(|scope| -> Result<()> {
+            type Signed = Result<Vec<Vec<EntrySignature>>>;
+            let mut in_flight: std::collections::VecDeque<(
+                std::thread::ScopedJoinHandle<'_, Signed>,
+                Vec<Unsigned>,
+            )> = Default::default();
+            let mut group: Vec<Unsigned> = Vec::with_capacity(SIGNING_GROUP_ENTRIES);
+            let store_group = |tx: &AppendTx<'_>,
+                               (handle, drafts): (
+                std::thread::ScopedJoinHandle<'_, Signed>,
+                Vec<Unsigned>,
+            )|
+             -> Result<()> {
+                let signatures = handle
+                    .join()
+                    .map_err(|_| Error::format("a signing thread failed"))??;
+                for ((content, hash, idempotency_key), sigs) in drafts.into_iter().zip(signatures) {
+                    let record = Record::new(content, sigs)?;
+                    debug_assert_eq!(record.content.hash(), hash);
+                    store_record(tx, &record, &record.encode(), &hash, idempotency_key)?;
                 }
-                err
+                Ok(())
             };
-            if let Some(key) = &idempotency_key {
-                crate::event::check_idempotency_key(key).map_err(at)?;
-                let canonical = event.canonical_bytes()?;
-                let earlier = match batch_keys.get(key) {
-                    Some((seq, bytes)) => Some((*seq, *bytes == canonical)),
-                    None => match tx.find_idempotency_key(key)? {
-                        Some(row) => {
-                            let (record, body) = decode_row(&row)?;
-                            let same = record.content.kind == event.kind()
-                                && body.event.canonical_bytes()? == canonical;
-                            Some((record.content.seq, same))
-                        }
-                        None => None,
-                    },
+            let mut chunk = chunk.into_iter().peekable();
+            while let Some((index, (event, idempotency_key))) = chunk.next() {
+                let at = |e: Error| {
+                    let message = format!("batch event {index}: {}", e.message());
+                    let mut err = Error::new(e.kind(), message);
+                    if let Some(h) = e.hint() {
+                        err = err.with_hint(h.to_string());
+                    }
+                    err
                 };
-                match earlier {
-                    Some((seq, true)) => {
-                        outcomes.push(Appended::AlreadyRecorded { seq });
-                        continue;
+                let mut fresh = true;
+                if let Some(key) = &idempotency_key {
+                    crate::event::check_idempotency_key(key).map_err(at)?;
+                    let canonical = event.canonical_bytes()?;
+                    let earlier = match batch_keys.get(key) {
+                        Some((seq, bytes)) => Some((*seq, *bytes == canonical)),
+                        None => match tx.find_idempotency_key(key)? {
+                            Some(row) => {
+                                let (record, body) = decode_row(&row)?;
+                                let same = record.content.kind == event.kind()
+                                    && body.event.canonical_bytes()? == canonical;
+                                Some((record.content.seq, same))
+                            }
+                            None => None,
+                        },
+                    };
+                    match earlier {
+                        Some((seq, true)) => {
+                            outcomes.push(Appended::AlreadyRecorded { seq });
+                            fresh = false;
+                        }
+                        Some((seq, false)) => {
+                            return Err(at(Error::new(
+                                ErrorKind::Conflict,
+                                format!("idempotency key {key:?} was already used by entry {seq} with different content"),
+                            )))
+                        }
+                        None => {
+                            batch_keys.insert(key.clone(), (next_seq, canonical));
+                        }
                     }
-                    Some((seq, false)) => {
-                        return Err(at(Error::new(
-                            ErrorKind::Conflict,
-                            format!("idempotency key {key:?} was already used by entry {seq} with different content"),
-                        )))
-                    }
-                    None => {}
                 }
-                batch_keys.insert(key.clone(), (next_seq, canonical));
+                if fresh {
+                    state.authorize(next_seq, &event, ids).map_err(at)?;
+                    let lookup = lookup_in(|s| tx.get(s));
+                    let prepared = state.prepare(next_seq, &event, &lookup).map_err(at)?;
+                    let content = Content {
+                        origin: origin.clone(),
+                        seq: next_seq,
+                        prev_hash: prev,
+                        recorded_at_unix_ms: recorded_at,
+                        kind: event.kind().to_string(),
+                        body: Body::encode_parts(
+                            &event,
+                            idempotency_key.as_deref(),
+                            &prepared.postings,
+                        )?,
+                    };
+                    content.check_header().map_err(at)?;
+                    let hash = content.hash();
+                    state.apply(next_seq, prepared);
+                    // Encode the state at most once per chunk: after the
+                    // chunk's last entry, when a snapshot fell due anywhere
+                    // in it.
+                    snapshot_needed |= snapshot_due(next_seq);
+                    last_hash = hash;
+                    outcomes.push(Appended::New {
+                        seq: next_seq,
+                        entry_hash: hash,
+                    });
+                    group.push((content, hash, idempotency_key));
+                    prev = hash;
+                    next_seq += 1;
+                }
+                if group.len() == SIGNING_GROUP_ENTRIES
+                    || (chunk.peek().is_none() && !group.is_empty())
+                {
+                    let drafts =
+                        std::mem::replace(&mut group, Vec::with_capacity(SIGNING_GROUP_ENTRIES));
+                    let hashes: Vec<[u8; 32]> = drafts.iter().map(|d| d.1).collect();
+                    // Check twice: each signing thread verifies what it made.
+                    let handle = scope.spawn(move || sign_parallel(&hashes, signers));
+                    in_flight.push_back((handle, drafts));
+                    if in_flight.len() > 1 {
+                        if let Some(done) = in_flight.pop_front() {
+                            store_group(&tx, done)?;
+                        }
+                    }
+                }
             }
-            state.authorize(next_seq, &event, ids).map_err(at)?;
-            let lookup = lookup_in(|s| tx.get(s));
-            let prepared = state.prepare(next_seq, &event, &lookup).map_err(at)?;
-            let body = Body {
-                event,
-                idempotency_key: idempotency_key.clone(),
-                postings: prepared.postings.clone(),
-            };
-            let content = Content {
-                origin: origin.clone(),
-                seq: next_seq,
-                prev_hash: prev,
-                recorded_at_unix_ms: recorded_at,
-                kind: body.event.kind().to_string(),
-                body: body.encode()?,
-            };
-            content.check_header().map_err(at)?;
-            let hash = content.hash();
-            state.apply(next_seq, prepared);
-            // Encode the state at most once per chunk: after the chunk's last
-            // entry, when a snapshot fell due anywhere in it.
-            snapshot_needed |= snapshot_due(next_seq);
-            last_hash = hash;
-            outcomes.push(Appended::New {
-                seq: next_seq,
-                entry_hash: hash,
-            });
-            drafts.push((content, hash, idempotency_key));
-            prev = hash;
-            next_seq += 1;
-        }
-        // Sign on every core: signatures do not chain.
-        let hashes: Vec<[u8; 32]> = drafts.iter().map(|d| d.1).collect();
-        // Check twice: each thread verifies the signatures it made.
-        let signatures = sign_parallel(&hashes, signers)?;
-        for ((content, hash, idempotency_key), sigs) in drafts.into_iter().zip(signatures) {
-            let record = Record::new(content, sigs)?;
-            debug_assert_eq!(record.content.hash(), hash);
-            store_record(&tx, &record, &record.encode(), &hash, idempotency_key)?;
-        }
+            while let Some(done) = in_flight.pop_front() {
+                store_group(&tx, done)?;
+            }
+            Ok(())
+        })?;
         // In the chunk's transaction: the snapshot and its entries commit
         // together. Best effort: a snapshot that cannot be written costs a
         // longer replay at the next open, never an entry.

@@ -37,6 +37,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_state_snapshot",
         include_str!("../schema/migrations/0003_state_snapshot.sql"),
     ),
+    (
+        "0004_entries_hash_unindexed",
+        include_str!("../schema/migrations/0004_entries_hash_unindexed.sql"),
+    ),
 ];
 
 /// The bookkeeping table for migrations, created before migration 1.
@@ -693,6 +697,7 @@ mod tests {
                 "f0d18d72f48531119df07dbe925e56f2c6d692e47a90365fd44c71a4a3e1e3f0".to_string(),
                 "b19b17601ad943aab220cfc250e7f8adb925fb271e7ddd3ac3cb141a7941bca3".to_string(),
                 "70da8168d0bb67159fb838cc0c67b404946414d01372d28753e65bea60ba2f24".to_string(),
+                "89925dd90566676e5922fdadc5c5167b4dc5bf9780048a2eb0f73c33428068f5".to_string(),
             ],
             "a shipped migration changed; add a new migration instead of editing one"
         );
@@ -723,6 +728,72 @@ mod tests {
             ErrorKind::NotALedger
         );
         assert!(Store::open(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn migration_4_keeps_every_row_and_drops_the_hash_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.sqlite");
+        {
+            // A ledger file as migration 3 left it, with three rows.
+            let conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "application_id", APPLICATION_ID)
+                .unwrap();
+            conn.execute_batch(MIGRATIONS_TABLE).unwrap();
+            for (index, (name, sql)) in MIGRATIONS.iter().take(3).enumerate() {
+                conn.execute_batch(sql).unwrap();
+                conn.execute(
+                    "INSERT INTO fundledger_migrations (version, name, sha256) VALUES (?1, ?2, ?3)",
+                    params![index as i64 + 1, name, migration_checksum(sql)],
+                )
+                .unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            for seq in 0..3i64 {
+                conn.execute(
+                    "INSERT INTO entries VALUES (?1, ?2, ?3, ?4, 'attest', ?5, ?6)",
+                    params![
+                        seq,
+                        vec![seq as u8; 32],
+                        vec![0u8; 32],
+                        seq * 10,
+                        (seq == 1).then_some("key-1"),
+                        vec![seq as u8; 5]
+                    ],
+                )
+                .unwrap();
+            }
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.user_version().unwrap(), MIGRATIONS.len());
+        let mut rows = Vec::new();
+        store
+            .scan(0, None, |row| {
+                rows.push(row);
+                Ok(true)
+            })
+            .unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[2].entry_hash, vec![2u8; 32]);
+        assert_eq!(rows[2].record, vec![2u8; 5]);
+        assert_eq!(
+            store.find_idempotency_key("key-1").unwrap().unwrap().seq,
+            1
+        );
+        let indexes: Vec<String> = store
+            .conn
+            .prepare("SELECT name FROM pragma_index_list('entries')")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(indexes.len(), 1, "only the idempotency key index: {indexes:?}");
+        // The triggers came back with the table.
+        assert!(store
+            .conn
+            .execute("DELETE FROM entries WHERE seq = 0", [])
+            .is_err());
     }
 
     #[test]
