@@ -47,6 +47,7 @@ struct Limits {
     verify: f64,
     batch_verify_core: f64,
     batch_verify_all: f64,
+    zip215_batch_verify_all: f64,
     sha256_300: f64,
     sqlite_batched: f64,
     sqlite_durable: f64,
@@ -109,6 +110,25 @@ fn measure_limits(dir: &Path) -> Limits {
         }
     });
     let batch_verify_all = per_second(n, t);
+
+    // The batch verification verify uses (ZIP 215, ed25519-consensus),
+    // signatures by two keys as in the ledger, on every core.
+    let two = [key.clone(), SigningKey::from_bytes(&[8; 32])];
+    let checks: Vec<fundledger::entry::SignatureCheck> = (0..n)
+        .map(|i| {
+            let hash: [u8; 32] = Sha256::digest(i.to_be_bytes()).into();
+            let k = &two[i % 2];
+            let sig = fundledger::entry::sign(k, &hash);
+            fundledger::entry::SignatureCheck::new(&k.verifying_key(), &hash, &sig)
+        })
+        .collect();
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for part in checks.chunks(per) {
+            s.spawn(move || assert!(fundledger::entry::verify_signatures(part).is_none()));
+        }
+    });
+    let zip215_batch_verify_all = per_second(n, t);
 
     let data = [0x5au8; 300];
     let hashes = 1_000_000;
@@ -219,6 +239,7 @@ fn measure_limits(dir: &Path) -> Limits {
         verify,
         batch_verify_core,
         batch_verify_all,
+        zip215_batch_verify_all,
         sha256_300,
         sqlite_batched,
         sqlite_durable,
@@ -479,6 +500,35 @@ fn phase(name: &str, path: &Path, entries: u64) {
             }
             println!("RESULT durable_append_eps {:.0}", per_second(n as usize, t));
         }
+        "export" => {
+            let (admin, _) = keys();
+            let out = path.with_extension("export");
+            let _ = std::fs::remove_dir_all(&out);
+            let t = Instant::now();
+            let ledger = Ledger::open_read_only(path).unwrap();
+            let options = fundledger::export::CsvOptions::default();
+            let written =
+                fundledger::export::export_csv(&ledger, FUND, options, &admin, &out).unwrap();
+            let seconds = t.elapsed().as_secs_f64();
+            // Data rows: every line of every CSV file but its header.
+            let rows: usize = written
+                .files
+                .iter()
+                .map(|(name, _)| {
+                    let bytes = std::fs::read(out.join(name)).unwrap();
+                    bytes
+                        .iter()
+                        .filter(|b| **b == b'\n')
+                        .count()
+                        .saturating_sub(1)
+                })
+                .sum();
+            println!("RESULT export_rows {rows}");
+            println!("RESULT export_ms {:.0}", seconds * 1e3);
+            println!("RESULT export_rows_per_s {:.0}", rows as f64 / seconds);
+            println!("RESULT export_peak_mib {:.1}", peak_rss_mib());
+            let _ = std::fs::remove_dir_all(&out);
+        }
         other => panic!("unknown phase {other}"),
     }
 }
@@ -549,6 +599,7 @@ fn main() {
     results.extend(run_phase("build", &ledger, entries));
     results.extend(run_phase("verify", &ledger, entries));
     results.extend(run_phase("query", &ledger, entries));
+    results.extend(run_phase("export", &ledger, entries));
     results.extend(run_phase("durable", &dir.join("durable.sqlite"), entries));
     let l = ledger.to_str().unwrap();
     results.push((
@@ -582,6 +633,11 @@ fn main() {
         "| Ed25519 batch verify, {} cores | {:.0}/s |",
         threads(),
         limits.batch_verify_all
+    );
+    println!(
+        "| Ed25519 batch verify, ZIP 215 (ed25519-consensus, two keys), {} cores | {:.0}/s |",
+        threads(),
+        limits.zip215_batch_verify_all
     );
     println!("| SHA-256 of 300 bytes | {:.0}/s |", limits.sha256_300);
     println!(
@@ -679,5 +735,14 @@ fn main() {
     println!(
         "| sign a checkpoint | {:.3} ms | - | - |",
         get("checkpoint_ms")
+    );
+    println!(
+        "| CSV export of the fund ({:.0} rows, whole export) | {:.0} rows/s | - | - |",
+        get("export_rows"),
+        get("export_rows_per_s")
+    );
+    println!(
+        "| peak memory, CSV export | {:.1} MiB | - | - |",
+        get("export_peak_mib")
     );
 }

@@ -148,6 +148,9 @@ fn store_record(
 /// existed, or a tree cut short).
 fn complete_tree(tx: &AppendTx<'_>) -> Result<()> {
     let leaves = tx.merkle_leaf_count()?;
+    if tx.head()?.map_or(0, |h| h.seq + 1) == leaves {
+        return Ok(());
+    }
     tx.scan(leaves, None, |row| {
         add_leaf(tx, row.seq as u64, &row.record)?;
         Ok(true)
@@ -951,6 +954,9 @@ fn usable_snapshot(store: &Store) -> Option<State> {
 
 /// Bring `state` up to the head inside an append transaction.
 fn catch_up(state: &mut State, tx: &AppendTx<'_>) -> Result<()> {
+    if tx.head()?.map(|h| h.seq) == state.last_seq {
+        return Ok(());
+    }
     let from = state.last_seq.map_or(0, |s| s + 1);
     let lookup = lookup_in(|s| tx.get(s));
     tx.scan(from, None, |row| {

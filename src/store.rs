@@ -565,17 +565,16 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRow> {
 
 fn head(conn: &Connection) -> Result<Option<Head>> {
     let row = conn
-        .query_row(
+        .prepare_cached(
             "SELECT seq, entry_hash, recorded_at_unix_ms FROM entries ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            },
-        )
+        )?
+        .query_row([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
         .optional()?;
     match row {
         None => Ok(None),
@@ -636,11 +635,9 @@ fn merkle_node(conn: &Connection, level: u32, index: u64) -> Result<Option<[u8; 
 }
 
 fn merkle_leaf_count(conn: &Connection) -> Result<u64> {
-    let max: Option<i64> = conn.query_row(
-        "SELECT max(idx) FROM merkle_nodes WHERE level = 0",
-        [],
-        |r| r.get(0),
-    )?;
+    let max: Option<i64> = conn
+        .prepare_cached("SELECT max(idx) FROM merkle_nodes WHERE level = 0")?
+        .query_row([], |r| r.get(0))?;
     Ok(max.map_or(0, |m| m as u64 + 1))
 }
 
@@ -776,10 +773,7 @@ mod tests {
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[2].entry_hash, vec![2u8; 32]);
         assert_eq!(rows[2].record, vec![2u8; 5]);
-        assert_eq!(
-            store.find_idempotency_key("key-1").unwrap().unwrap().seq,
-            1
-        );
+        assert_eq!(store.find_idempotency_key("key-1").unwrap().unwrap().seq, 1);
         let indexes: Vec<String> = store
             .conn
             .prepare("SELECT name FROM pragma_index_list('entries')")
@@ -788,7 +782,11 @@ mod tests {
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap();
-        assert_eq!(indexes.len(), 1, "only the idempotency key index: {indexes:?}");
+        assert_eq!(
+            indexes.len(),
+            1,
+            "only the idempotency key index: {indexes:?}"
+        );
         // The triggers came back with the table.
         assert!(store
             .conn
