@@ -143,22 +143,30 @@ struct SeqWriter<'a> {
     close: &'static [u8],
 }
 
-/// Objects (maps, structs): members are written to a scratch buffer, then
-/// sorted by key bytes and copied out, followed by `close`.
+/// Objects (maps, structs): member values are written at the end of `out`
+/// as they come, then sorted by key bytes and rewritten in place as
+/// `{"key":value,...}`, followed by `close`.
 struct ObjectWriter<'a> {
     out: &'a mut Vec<u8>,
-    scratch: Vec<u8>,
+    /// Where the object starts in `out`.
+    base: usize,
     members: Vec<(std::borrow::Cow<'static, str>, std::ops::Range<usize>)>,
     key: Option<String>,
     close: &'static [u8],
 }
 
+thread_local! {
+    /// The values of the object being sorted (reused: no allocation per
+    /// object once it has grown).
+    static VALUES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl<'a> ObjectWriter<'a> {
     fn new(out: &'a mut Vec<u8>, close: &'static [u8]) -> Self {
         ObjectWriter {
+            base: out.len(),
             out,
-            scratch: Vec::new(),
-            members: Vec::new(),
+            members: Vec::with_capacity(8),
             key: None,
             close,
         }
@@ -169,11 +177,11 @@ impl<'a> ObjectWriter<'a> {
         key: std::borrow::Cow<'static, str>,
         value: &T,
     ) -> std::result::Result<(), CanonicalError> {
-        let start = self.scratch.len();
+        let start = self.out.len() - self.base;
         value.serialize(Canonical {
-            out: &mut self.scratch,
+            out: &mut *self.out,
         })?;
-        self.members.push((key, start..self.scratch.len()));
+        self.members.push((key, start..self.out.len() - self.base));
         Ok(())
     }
 
@@ -183,15 +191,21 @@ impl<'a> ObjectWriter<'a> {
         if self.members.windows(2).any(|w| w[0].0 == w[1].0) {
             return Err(CanonicalError("an object has a key twice".into()));
         }
-        self.out.push(b'{');
-        for (i, (key, range)) in self.members.iter().enumerate() {
-            if i > 0 {
-                self.out.push(b',');
+        VALUES.with(|values| {
+            let mut values = values.borrow_mut();
+            values.clear();
+            values.extend_from_slice(&self.out[self.base..]);
+            self.out.truncate(self.base);
+            self.out.push(b'{');
+            for (i, (key, range)) in self.members.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(b',');
+                }
+                write_string(self.out, key);
+                self.out.push(b':');
+                self.out.extend_from_slice(&values[range.clone()]);
             }
-            write_string(self.out, key);
-            self.out.push(b':');
-            self.out.extend_from_slice(&self.scratch[range.clone()]);
-        }
+        });
         self.out.push(b'}');
         self.out.extend_from_slice(self.close);
         Ok(())

@@ -213,11 +213,12 @@ fn decode(row: StoredRow) -> Decoded {
 }
 
 /// Run `main` on this thread while `threads` workers decode `rows` and
-/// batch-verify `checks`. Returns the decoded rows in order, the index of
+/// batch-verify `checks` (and another frees `garbage`). Returns the decoded rows in order, the index of
 /// the first check that fails, and what `main` returned.
 fn parallel_step<R>(
     rows: Vec<StoredRow>,
     checks: &[SignatureCheck],
+    garbage: Vec<Decoded>,
     threads: usize,
     main: impl FnOnce() -> R,
 ) -> (Vec<Decoded>, Option<usize>, R) {
@@ -237,6 +238,8 @@ fn parallel_step<R>(
         })
         .collect();
     std::thread::scope(|scope| {
+        // The previous step's rows are freed off this thread.
+        scope.spawn(move || drop(garbage));
         let handles: Vec<_> = parts
             .into_iter()
             .map(|(rows, checks, offset)| {
@@ -582,10 +585,11 @@ pub fn verify_with(
     // workers decode step k + 1 and batch-verify step k - 1's signatures.
     let first = read_step(0)?;
     let mut from = next_from(&first);
-    let (mut current, _, ()) = parallel_step(first, &[], threads, || ());
+    let (mut current, _, ()) = parallel_step(first, &[], Vec::new(), threads, || ());
     let (mut prev_jobs, mut prev_checks): (Vec<SigJob>, Vec<SignatureCheck>) =
         (Vec::new(), Vec::new());
     let mut failure: Option<Failure> = None;
+    let mut garbage = Vec::new();
     while !current.is_empty() {
         let next = if current.len() == ROWS_PER_STEP {
             read_step(from)?
@@ -594,9 +598,10 @@ pub fn verify_with(
         };
         from = next_from(&next).max(from);
         let (mut jobs, mut checks) = (Vec::new(), Vec::new());
-        let (decoded, bad_signature, checked) = parallel_step(next, &prev_checks, threads, || {
-            v.check_step(&current, &mut jobs, &mut checks)
-        });
+        let (decoded, bad_signature, checked) =
+            parallel_step(next, &prev_checks, garbage, threads, || {
+                v.check_step(&current, &mut jobs, &mut checks)
+            });
         let checked = checked?;
         if let Some(i) = bad_signature {
             // Step k - 1 comes before anything step k found.
@@ -610,7 +615,7 @@ pub fn verify_with(
         if let Some(f) = checked {
             // This step's signatures up to the failing entry; a bad one
             // comes first (signatures are checked before the rules).
-            let (_, bad, ()) = parallel_step(Vec::new(), &checks, threads, || ());
+            let (_, bad, ()) = parallel_step(Vec::new(), &checks, Vec::new(), threads, || ());
             failure = Some(match bad.map(|i| &jobs[i]) {
                 Some(job) if job.seq <= f.seq => {
                     v.signatures += jobs.iter().filter(|j| j.seq < job.seq).count() as u64;
@@ -625,13 +630,13 @@ pub fn verify_with(
             prev_checks.clear();
             break;
         }
-        current = decoded;
+        garbage = std::mem::replace(&mut current, decoded);
         prev_jobs = jobs;
         prev_checks = checks;
     }
     // The last step's signatures.
     if !prev_checks.is_empty() {
-        let (_, bad, ()) = parallel_step(Vec::new(), &prev_checks, threads, || ());
+        let (_, bad, ()) = parallel_step(Vec::new(), &prev_checks, Vec::new(), threads, || ());
         match bad.map(|i| &prev_jobs[i]) {
             Some(job) => {
                 v.signatures += prev_jobs.iter().filter(|j| j.seq < job.seq).count() as u64;
