@@ -15,7 +15,7 @@ use crate::entry::{self, key_id, Content, EntrySignature, Record, GENESIS_PREV_H
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Body, Event, Genesis, KeyEnroll};
 use crate::merkle::{self, MerkleError, NodeSource};
-use crate::state::{Prepared, State};
+use crate::state::{is_older_format_snapshot, Prepared, State};
 use crate::store::{AppendTx, Head, Store, StoredRow, StoredSnapshot};
 
 /// Entries between two state snapshots: the snapshot is replaced after
@@ -253,11 +253,16 @@ impl Ledger {
             complete_tree(&tx)?;
             tx.commit()?;
         }
-        // A ledger made before snapshots existed gets one at its head, so
-        // that the next open is fast. (A snapshot that is present but does
-        // not fit is left for verify to report; appends replace it.)
+        // A ledger made before snapshots existed, or whose snapshot is of
+        // an older format version, gets one at its head, so that the next
+        // open is fast. (A snapshot that is present but does not fit is
+        // left for verify to report; appends replace it.)
         if ledger.state.last_seq >= Some(SNAPSHOT_INTERVAL_ENTRIES - 1)
-            && matches!(ledger.store.snapshot(), Ok(None))
+            && match ledger.store.snapshot() {
+                Ok(None) => true,
+                Ok(Some(s)) => is_older_format_snapshot(&s.state),
+                Err(_) => false,
+            }
         {
             let _ = ledger.write_head_snapshot();
         }

@@ -1,0 +1,473 @@
+//! The state snapshot encoding, format version 2 (schema/FORMAT.md
+//! section 7): compact binary, written straight into its output. A reader
+//! builds the state from the bytes, then re-encodes it into a writer that
+//! compares with those bytes (no second copy): one spelling only.
+
+use std::io::{self, Write};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::*;
+use crate::canonical_json;
+
+/// Version of the state snapshot encoding (schema/FORMAT.md section 7).
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
+
+/// How every format-version-1 snapshot (compact JSON) begins.
+const VERSION_1_PREFIX: &[u8] = b"{\"format_version\":1,";
+
+/// Whether `bytes` are a snapshot of an older format version than
+/// [`SNAPSHOT_FORMAT_VERSION`] (version 1, JSON). This code neither reads
+/// nor checks such a snapshot: opening replays instead, and a writable open
+/// or the next due append replaces it.
+pub fn is_older_format_snapshot(bytes: &[u8]) -> bool {
+    bytes.starts_with(VERSION_1_PREFIX)
+}
+
+fn snapshot_error(what: impl std::fmt::Display) -> Error {
+    Error::format(format!("the state snapshot is malformed: {what}"))
+}
+
+fn encode_error(e: io::Error) -> Error {
+    Error::format(format!("cannot encode the state snapshot: {e}"))
+}
+
+/// Position of each account in [`Account::ALL`]: its code in a snapshot.
+fn account_code(account: Account) -> u8 {
+    Account::ALL
+        .iter()
+        .position(|a| *a == account)
+        .unwrap_or_default() as u8
+}
+
+/// The encoding's primitives, over any writer.
+struct Enc<W>(W);
+
+impl<W: Write> Enc<W> {
+    fn bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.write_all(bytes)
+    }
+
+    fn u8(&mut self, v: u8) -> io::Result<()> {
+        self.bytes(&[v])
+    }
+
+    fn u32(&mut self, v: u32) -> io::Result<()> {
+        self.bytes(&v.to_be_bytes())
+    }
+
+    fn u64(&mut self, v: u64) -> io::Result<()> {
+        self.bytes(&v.to_be_bytes())
+    }
+
+    fn bool(&mut self, v: bool) -> io::Result<()> {
+        self.u8(v as u8)
+    }
+
+    /// A length or count: u32.
+    fn len(&mut self, n: usize) -> io::Result<()> {
+        self.u32(u32::try_from(n).map_err(|_| io::Error::other("a length exceeds 2^32 - 1"))?)
+    }
+
+    fn str(&mut self, s: &str) -> io::Result<()> {
+        self.len(s.len())?;
+        self.bytes(s.as_bytes())
+    }
+
+    fn opt<T>(
+        &mut self,
+        v: Option<T>,
+        f: impl FnOnce(&mut Self, T) -> io::Result<()>,
+    ) -> io::Result<()> {
+        match v {
+            None => self.u8(0),
+            Some(v) => {
+                self.u8(1)?;
+                f(self, v)
+            }
+        }
+    }
+
+    /// Year (u16), month, day.
+    fn date(&mut self, d: time::Date) -> io::Result<()> {
+        let year = u16::try_from(d.year()).map_err(|_| io::Error::other("a year out of range"))?;
+        self.bytes(&year.to_be_bytes())?;
+        self.bytes(&[d.month() as u8, d.day()])
+    }
+
+    /// Sign and scale in one byte (bit 7: negative; bits 0-4: the scale),
+    /// then the coefficient's length in bytes and its big-endian bytes,
+    /// with no leading zero byte.
+    fn decimal(&mut self, d: Decimal) -> io::Result<()> {
+        let coefficient = d.mantissa().unsigned_abs().to_be_bytes();
+        let skip = coefficient.iter().take_while(|b| **b == 0).count();
+        let sign = if d.is_sign_negative() { 0x80 } else { 0 };
+        self.bytes(&[sign | d.scale() as u8, (16 - skip) as u8])?;
+        self.bytes(&coefficient[skip..])
+    }
+
+    /// Canonical JSON (schema/FORMAT.md section 3), length-prefixed.
+    fn json<T: Serialize>(&mut self, v: &T) -> io::Result<()> {
+        let value = serde_json::to_value(v).map_err(io::Error::other)?;
+        let bytes = canonical_json::to_vec(&value).map_err(|e| io::Error::other(e.to_string()))?;
+        self.len(bytes.len())?;
+        self.bytes(&bytes)
+    }
+}
+
+/// Counts the bytes written.
+struct Counter(usize);
+
+impl Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Compares what is written with `rest`, and fails at the first difference.
+struct Compare<'a> {
+    rest: &'a [u8],
+    differs: bool,
+}
+
+impl Write for Compare<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.rest.strip_prefix(buf) {
+            Some(rest) => {
+                self.rest = rest;
+                Ok(buf.len())
+            }
+            None => {
+                self.differs = true;
+                Err(io::Error::other("the bytes differ"))
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl State {
+    fn write_snapshot_to<W: Write>(&self, e: &mut Enc<W>) -> io::Result<()> {
+        e.u32(SNAPSHOT_FORMAT_VERSION)?;
+        e.opt(self.last_seq, Enc::u64)?;
+        e.opt(self.origin.as_deref(), Enc::str)?;
+        e.len(self.keys.len())?;
+        for k in self.keys.values() {
+            e.str(&k.name)?;
+            e.bytes(k.public_key.as_bytes())?;
+            e.str(&k.role)?;
+            e.opt(k.partner.as_deref(), Enc::str)?;
+            e.u64(k.enrolled_seq)?;
+            e.opt(k.revoked_seq, Enc::u64)?;
+        }
+        e.json(&self.policy)?;
+        e.opt(self.policy_seq, Enc::u64)?;
+        e.len(self.funds.len())?;
+        for f in self.funds.values() {
+            e.json(&f.def)?;
+            e.u64(f.created_seq)?;
+            e.len(f.balances.len())?;
+            for (k, v) in &f.balances {
+                e.u8(account_code(k.account))?;
+                e.str(&k.dimension)?;
+                e.decimal(*v)?;
+            }
+            e.len(f.calls.len())?;
+            for c in &f.calls {
+                e.u64(c.seq)?;
+                e.str(c.purpose)?;
+                e.date(c.date)?;
+                e.date(c.due_date)?;
+                e.bool(c.reversed)?;
+                e.len(c.shares.len())?;
+                for (partner, share) in c.shares.iter() {
+                    e.str(partner)?;
+                    e.decimal(share.called)?;
+                    e.decimal(share.paid)?;
+                }
+            }
+            e.len(f.flows.len())?;
+            for ((partner, date), (paid, dist)) in &f.flows {
+                e.str(partner)?;
+                e.date(*date)?;
+                e.decimal(*paid)?;
+                e.decimal(*dist)?;
+            }
+            e.opt(f.last_date, Enc::date)?;
+        }
+        e.len(self.partners.len())?;
+        for p in self.partners.values() {
+            e.json(p)?;
+        }
+        e.len(self.startups.len())?;
+        for s in self.startups.values() {
+            e.json(s)?;
+        }
+        let mut reversed: Vec<u64> = self.reversed.iter().copied().collect();
+        reversed.sort_unstable();
+        e.len(reversed.len())?;
+        for seq in reversed {
+            e.u64(seq)?;
+        }
+        Ok(())
+    }
+
+    /// Write the snapshot encoding of the state into `out`: deterministic
+    /// (the same state always gives the same bytes), versioned.
+    pub fn write_snapshot(&self, out: &mut impl Write) -> Result<()> {
+        self.write_snapshot_to(&mut Enc(out)).map_err(encode_error)
+    }
+
+    /// The snapshot encoding of the state, in a vector of its exact size.
+    pub fn encode_snapshot(&self) -> Result<Vec<u8>> {
+        let mut counter = Counter(0);
+        self.write_snapshot(&mut counter)?;
+        let mut out = Vec::with_capacity(counter.0);
+        self.write_snapshot(&mut out)?;
+        Ok(out)
+    }
+
+    /// Whether `bytes` are exactly the snapshot encoding of this state,
+    /// compared as it is encoded, without holding the encoding.
+    pub fn snapshot_matches(&self, bytes: &[u8]) -> Result<bool> {
+        let mut compare = Compare {
+            rest: bytes,
+            differs: false,
+        };
+        match self.write_snapshot_to(&mut Enc(&mut compare)) {
+            Ok(()) => Ok(compare.rest.is_empty()),
+            Err(_) if compare.differs => Ok(false),
+            Err(e) => Err(encode_error(e)),
+        }
+    }
+
+    /// Decode a snapshot made by [`State::encode_snapshot`]. Anything else
+    /// (another version, a field out of range, bytes left over, maps out of
+    /// order or with duplicates, bytes that do not re-encode identically)
+    /// is an error.
+    pub fn decode_snapshot(bytes: &[u8]) -> Result<State> {
+        if is_older_format_snapshot(bytes) {
+            return Err(snapshot_error(format!(
+                "it is of format version 1, not {SNAPSHOT_FORMAT_VERSION}"
+            )));
+        }
+        let mut d = Dec(bytes);
+        let version = d.u32()?;
+        if version != SNAPSHOT_FORMAT_VERSION {
+            return Err(snapshot_error(format!(
+                "format version {version} is not {SNAPSHOT_FORMAT_VERSION}"
+            )));
+        }
+        let mut state = State {
+            last_seq: d.opt(Dec::u64)?,
+            origin: d.opt(|d| d.str().map(str::to_string))?,
+            ..State::default()
+        };
+        for _ in 0..d.len()? {
+            let name = d.str()?.to_string();
+            let raw: &[u8; 32] = d.take(32)?.try_into().expect("32 bytes");
+            let public_key = public_key_from_raw(raw).map_err(snapshot_error)?;
+            let record = KeyRecord {
+                key_id: key_id(&public_key),
+                name,
+                public_key,
+                role: d.str()?.to_string(),
+                partner: d.opt(|d| d.str().map(str::to_string))?,
+                enrolled_seq: d.u64()?,
+                revoked_seq: d.opt(Dec::u64)?,
+            };
+            state.keys.insert(record.key_id, record);
+        }
+        state.policy = d.json()?;
+        state.policy_seq = d.opt(Dec::u64)?;
+        for _ in 0..d.len()? {
+            let fund = d.fund()?;
+            state.funds.insert(fund.def.fund.clone(), fund);
+        }
+        for _ in 0..d.len()? {
+            let partner: PartnerAdd = d.json()?;
+            state.partners.insert(partner.partner.clone(), partner);
+        }
+        for _ in 0..d.len()? {
+            let startup: StartupAdd = d.json()?;
+            state.startups.insert(startup.startup.clone(), startup);
+        }
+        for _ in 0..d.len()? {
+            state.reversed.insert(d.u64()?);
+        }
+        if !d.0.is_empty() {
+            return Err(snapshot_error("bytes are left after its end"));
+        }
+        // One spelling only: whatever decodes must encode to the same bytes
+        // (this also refuses maps out of order or with duplicates, and
+        // non-canonical JSON).
+        if !state.snapshot_matches(bytes)? {
+            return Err(snapshot_error("it is not in its canonical encoding"));
+        }
+        Ok(state)
+    }
+}
+
+/// Reads the encoding's primitives from the front of a slice.
+struct Dec<'a>(&'a [u8]);
+
+impl<'a> Dec<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.0.len() < n {
+            return Err(snapshot_error("it ends early"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_be_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_be_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+
+    fn bool(&mut self) -> Result<bool> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => Err(snapshot_error(format!("{b} is not a boolean"))),
+        }
+    }
+
+    fn len(&mut self) -> Result<usize> {
+        Ok(self.u32()? as usize)
+    }
+
+    fn str(&mut self) -> Result<&'a str> {
+        let n = self.len()?;
+        std::str::from_utf8(self.take(n)?).map_err(|_| snapshot_error("a string is not UTF-8"))
+    }
+
+    fn opt<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<Option<T>> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => f(self).map(Some),
+            b => Err(snapshot_error(format!("{b} is not an option tag"))),
+        }
+    }
+
+    fn date(&mut self) -> Result<time::Date> {
+        let year = u16::from_be_bytes(self.take(2)?.try_into().expect("2 bytes"));
+        let (month, day) = (self.u8()?, self.u8()?);
+        time::Month::try_from(month)
+            .ok()
+            .and_then(|m| time::Date::from_calendar_date(year.into(), m, day).ok())
+            .filter(|_| (1900..=2200).contains(&year))
+            .ok_or_else(|| snapshot_error(format!("{year}-{month}-{day} is not a date")))
+    }
+
+    fn decimal(&mut self) -> Result<Decimal> {
+        let (head, n) = (self.u8()?, self.u8()? as usize);
+        let scale = head & 0x7f;
+        if scale > 28 || n > 12 {
+            return Err(snapshot_error("a decimal is out of range"));
+        }
+        let mut coefficient = [0u8; 16];
+        coefficient[16 - n..].copy_from_slice(self.take(n)?);
+        let magnitude = u128::from_be_bytes(coefficient);
+        // rust_decimal's own layout: flags, then lo, mid, hi (little-endian).
+        let mut raw = [0u8; 16];
+        raw[2] = scale;
+        raw[3] = head & 0x80;
+        raw[4..16].copy_from_slice(&magnitude.to_le_bytes()[..12]);
+        Ok(Decimal::deserialize(raw))
+    }
+
+    fn json<T: DeserializeOwned>(&mut self) -> Result<T> {
+        let n = self.len()?;
+        serde_json::from_slice(self.take(n)?).map_err(snapshot_error)
+    }
+
+    fn fund(&mut self) -> Result<FundState> {
+        let def: FundCreate = self.json()?;
+        let currency = Currency::from_code(&def.currency).map_err(snapshot_error)?;
+        let mut fund = FundState {
+            def,
+            currency,
+            created_seq: self.u64()?,
+            balances: BTreeMap::new(),
+            calls: Vec::new(),
+            flows: BTreeMap::new(),
+            last_date: None,
+            partner_ids: Vec::new(),
+        };
+        for _ in 0..self.len()? {
+            let code = self.u8()?;
+            let account = *Account::ALL
+                .get(code as usize)
+                .ok_or_else(|| snapshot_error(format!("{code} is not an account code")))?;
+            let key = AccountKey::new(account, self.str()?);
+            fund.balances.insert(key, self.decimal()?);
+        }
+        let calls = self.len()?;
+        fund.calls.reserve_exact(calls.min(self.0.len()));
+        for number in 1..=calls as u64 {
+            let seq = self.u64()?;
+            let purpose = self.str()?;
+            let purpose = *CALL_PURPOSES
+                .iter()
+                .find(|p| **p == purpose)
+                .ok_or_else(|| snapshot_error(format!("{purpose:?} is not a call purpose")))?;
+            let (date, due_date, reversed) = (self.date()?, self.date()?, self.bool()?);
+            let n = self.len()?;
+            let mut shares = Vec::with_capacity(n.min(self.0.len()));
+            for _ in 0..n {
+                let partner = self.str()?;
+                // Sorted and unique, as the lookups need.
+                if shares
+                    .last()
+                    .is_some_and(|(p, _): &(Arc<String>, _)| p.as_str() >= partner)
+                {
+                    return Err(snapshot_error("call shares are out of order"));
+                }
+                let share = CallShare {
+                    called: self.decimal()?,
+                    paid: self.decimal()?,
+                };
+                shares.push((fund.intern(partner), share));
+            }
+            fund.calls.push(CallState {
+                number,
+                seq,
+                purpose,
+                date,
+                due_date,
+                reversed,
+                shares: CallShares(shares.into_boxed_slice()),
+            });
+        }
+        for _ in 0..self.len()? {
+            let partner = fund.intern(self.str()?);
+            let date = self.date()?;
+            let flow = (self.decimal()?, self.decimal()?);
+            fund.flows.insert((partner, date), flow);
+        }
+        fund.last_date = self.opt(Dec::date)?;
+        Ok(fund)
+    }
+}
