@@ -5,8 +5,8 @@
 //! the postings it books; [`State::apply`] then advances the state. On
 //! append the postings go into the signed body; on verify they are computed
 //! again and must equal what the body says. The state holds balances,
-//! entities, keys and open calls: its size grows with those, never with the
-//! number of entries.
+//! entities, keys, calls and dated flows: its size grows with those, never
+//! with the number of entries.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;

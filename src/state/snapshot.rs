@@ -41,12 +41,44 @@ fn account_code(account: Account) -> u8 {
         .unwrap_or_default() as u8
 }
 
-/// The encoding's primitives, over any writer.
-struct Enc<W>(W);
+/// Bytes an [`Enc`] gathers before it passes them on.
+const ENC_BUFFER: usize = 8192;
+
+/// The encoding's primitives, over any writer. The fields are gathered in
+/// a buffer and reach the writer in large pieces: most fields are a few
+/// bytes, and a call per field would cost more than the field.
+struct Enc<W: Write> {
+    out: W,
+    buf: Box<[u8; ENC_BUFFER]>,
+    len: usize,
+}
 
 impl<W: Write> Enc<W> {
+    fn new(out: W) -> Enc<W> {
+        Enc {
+            out,
+            buf: Box::new([0; ENC_BUFFER]),
+            len: 0,
+        }
+    }
+
+    /// Pass the gathered bytes on.
+    fn flush(&mut self) -> io::Result<()> {
+        let len = std::mem::take(&mut self.len);
+        self.out.write_all(&self.buf[..len])
+    }
+
+    #[inline]
     fn bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.0.write_all(bytes)
+        if self.len + bytes.len() > ENC_BUFFER {
+            self.flush()?;
+            if bytes.len() > ENC_BUFFER {
+                return self.out.write_all(bytes);
+            }
+        }
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+        Ok(())
     }
 
     fn u8(&mut self, v: u8) -> io::Result<()> {
@@ -100,11 +132,15 @@ impl<W: Write> Enc<W> {
     /// then the coefficient's length in bytes and its big-endian bytes,
     /// with no leading zero byte.
     fn decimal(&mut self, d: Decimal) -> io::Result<()> {
-        let coefficient = d.mantissa().unsigned_abs().to_be_bytes();
-        let skip = coefficient.iter().take_while(|b| **b == 0).count();
+        let magnitude = d.mantissa().unsigned_abs();
+        let n = 16 - (magnitude.leading_zeros() / 8) as usize;
         let sign = if d.is_sign_negative() { 0x80 } else { 0 };
-        self.bytes(&[sign | d.scale() as u8, (16 - skip) as u8])?;
-        self.bytes(&coefficient[skip..])
+        // h, n and the coefficient's n low bytes, in one piece.
+        let mut field = [0u8; 18];
+        field[2..].copy_from_slice(&magnitude.to_be_bytes());
+        field[16 - n] = sign | d.scale() as u8;
+        field[17 - n] = n as u8;
+        self.bytes(&field[16 - n..])
     }
 
     /// Canonical JSON (schema/FORMAT.md section 3), length-prefixed.
@@ -221,10 +257,16 @@ impl State {
         Ok(())
     }
 
+    fn write_snapshot_io(&self, out: impl Write) -> io::Result<()> {
+        let mut e = Enc::new(out);
+        self.write_snapshot_to(&mut e)?;
+        e.flush()
+    }
+
     /// Write the snapshot encoding of the state into `out`: deterministic
     /// (the same state always gives the same bytes), versioned.
     pub fn write_snapshot(&self, out: &mut impl Write) -> Result<()> {
-        self.write_snapshot_to(&mut Enc(out)).map_err(encode_error)
+        self.write_snapshot_io(out).map_err(encode_error)
     }
 
     /// The snapshot encoding of the state, in a vector of its exact size.
@@ -243,7 +285,7 @@ impl State {
             rest: bytes,
             differs: false,
         };
-        match self.write_snapshot_to(&mut Enc(&mut compare)) {
+        match self.write_snapshot_io(&mut compare) {
             Ok(()) => Ok(compare.rest.is_empty()),
             Err(_) if compare.differs => Ok(false),
             Err(e) => Err(encode_error(e)),
@@ -317,6 +359,10 @@ impl State {
     }
 }
 
+fn utf8(bytes: &[u8]) -> Result<&str> {
+    std::str::from_utf8(bytes).map_err(|_| snapshot_error("a string is not UTF-8"))
+}
+
 /// Reads the encoding's primitives from the front of a slice.
 struct Dec<'a>(&'a [u8]);
 
@@ -358,9 +404,14 @@ impl<'a> Dec<'a> {
         Ok(self.u32()? as usize)
     }
 
-    fn str(&mut self) -> Result<&'a str> {
+    /// A `str`'s bytes, not yet checked to be UTF-8.
+    fn take_str(&mut self) -> Result<&'a [u8]> {
         let n = self.len()?;
-        std::str::from_utf8(self.take(n)?).map_err(|_| snapshot_error("a string is not UTF-8"))
+        self.take(n)
+    }
+
+    fn str(&mut self) -> Result<&'a str> {
+        utf8(self.take_str()?)
     }
 
     fn opt<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<Option<T>> {
@@ -435,21 +486,32 @@ impl<'a> Dec<'a> {
                 .ok_or_else(|| snapshot_error(format!("{purpose:?} is not a call purpose")))?;
             let (date, due_date, reversed) = (self.date()?, self.date()?, self.bool()?);
             let n = self.len()?;
-            let mut shares = Vec::with_capacity(n.min(self.0.len()));
-            for _ in 0..n {
-                let partner = self.str()?;
-                // Sorted and unique, as the lookups need.
-                if shares
+            let mut shares: Vec<(Arc<String>, CallShare)> = Vec::with_capacity(n.min(self.0.len()));
+            // Calls mostly have the previous call's partners: while they
+            // do, their order is that call's, and the id is its shared one.
+            let mut as_previous = true;
+            for i in 0..n {
+                let text = self.take_str()?;
+                let previous = fund
+                    .calls
                     .last()
-                    .is_some_and(|(p, _): &(Arc<String>, _)| p.as_str() >= partner)
-                {
+                    .and_then(|c| c.shares.0.get(i))
+                    .filter(|(p, _)| p.as_bytes() == text)
+                    .map(|(p, _)| p.clone());
+                as_previous &= previous.is_some();
+                let partner = match previous {
+                    Some(p) => p,
+                    None => fund.intern(utf8(text)?),
+                };
+                // Sorted and unique, as the lookups need.
+                if !as_previous && shares.last().is_some_and(|(p, _)| *p >= partner) {
                     return Err(snapshot_error("call shares are out of order"));
                 }
                 let share = CallShare {
                     called: self.decimal()?,
                     paid: self.decimal()?,
                 };
-                shares.push((fund.intern(partner), share));
+                shares.push((partner, share));
             }
             fund.calls.push(CallState {
                 number,
@@ -461,8 +523,14 @@ impl<'a> Dec<'a> {
                 shares: CallShares(shares.into_boxed_slice()),
             });
         }
+        let mut previous: Option<Arc<String>> = None;
         for _ in 0..self.len()? {
-            let partner = fund.intern(self.str()?);
+            let partner = self.str()?;
+            let partner = match previous.filter(|p| p.as_str() == partner) {
+                Some(p) => p,
+                None => fund.intern(partner),
+            };
+            previous = Some(partner.clone());
             let date = self.date()?;
             let flow = (self.decimal()?, self.decimal()?);
             fund.flows.insert((partner, date), flow);
