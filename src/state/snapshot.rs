@@ -269,11 +269,16 @@ impl State {
         self.write_snapshot_io(out).map_err(encode_error)
     }
 
-    /// The snapshot encoding of the state, in a vector of its exact size.
-    pub fn encode_snapshot(&self) -> Result<Vec<u8>> {
+    /// The length of the state's snapshot encoding, in bytes.
+    pub fn snapshot_len(&self) -> Result<usize> {
         let mut counter = Counter(0);
         self.write_snapshot(&mut counter)?;
-        let mut out = Vec::with_capacity(counter.0);
+        Ok(counter.0)
+    }
+
+    /// The snapshot encoding of the state, in a vector of its exact size.
+    pub fn encode_snapshot(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.snapshot_len()?);
         self.write_snapshot(&mut out)?;
         Ok(out)
     }
