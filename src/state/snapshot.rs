@@ -81,8 +81,23 @@ impl<W: Write> Enc<W> {
         Ok(())
     }
 
+    /// The first `used` bytes of `field` (copied whole: a fixed size).
+    #[inline]
+    fn fixed<const N: usize>(&mut self, field: &[u8; N], used: usize) -> io::Result<()> {
+        if self.len + N > ENC_BUFFER {
+            self.flush()?;
+        }
+        self.buf[self.len..self.len + N].copy_from_slice(field);
+        self.len += used;
+        Ok(())
+    }
+
     fn u8(&mut self, v: u8) -> io::Result<()> {
         self.bytes(&[v])
+    }
+
+    fn u16(&mut self, v: u16) -> io::Result<()> {
+        self.bytes(&v.to_be_bytes())
     }
 
     fn u32(&mut self, v: u32) -> io::Result<()> {
@@ -135,12 +150,18 @@ impl<W: Write> Enc<W> {
         let magnitude = d.mantissa().unsigned_abs();
         let n = 16 - (magnitude.leading_zeros() / 8) as usize;
         let sign = if d.is_sign_negative() { 0x80 } else { 0 };
-        // h, n and the coefficient's n low bytes, in one piece.
+        // h, n, and the coefficient's n bytes moved to the front: a
+        // fixed-size copy of which the first 2 + n bytes count.
         let mut field = [0u8; 18];
-        field[2..].copy_from_slice(&magnitude.to_be_bytes());
-        field[16 - n] = sign | d.scale() as u8;
-        field[17 - n] = n as u8;
-        self.bytes(&field[16 - n..])
+        field[0] = sign | d.scale() as u8;
+        field[1] = n as u8;
+        field[2..].copy_from_slice(
+            &magnitude
+                .checked_shl(128 - 8 * n as u32)
+                .unwrap_or(0)
+                .to_be_bytes(),
+        );
+        self.fixed(&field, 2 + n)
     }
 
     /// Canonical JSON (schema/FORMAT.md section 3), length-prefixed.
@@ -149,6 +170,47 @@ impl<W: Write> Enc<W> {
         let bytes = canonical_json::to_vec(&value).map_err(|e| io::Error::other(e.to_string()))?;
         self.len(bytes.len())?;
         self.bytes(&bytes)
+    }
+}
+
+/// A fund's partner ids by position in its sorted `partner_ids`, found
+/// by the shared allocation (the calls and flows hold the fund's own).
+struct PartnerIndex<'a> {
+    ids: &'a [Arc<String>],
+    /// (address, position), sorted by address.
+    by_pointer: Vec<(*const String, u16)>,
+}
+
+impl<'a> PartnerIndex<'a> {
+    fn new(ids: &'a [Arc<String>]) -> io::Result<PartnerIndex<'a>> {
+        let mut by_pointer = Vec::with_capacity(ids.len());
+        for (i, p) in ids.iter().enumerate() {
+            let i = u16::try_from(i)
+                .map_err(|_| io::Error::other("a fund names more than 65536 partners"))?;
+            by_pointer.push((Arc::as_ptr(p), i));
+        }
+        by_pointer.sort_unstable();
+        Ok(PartnerIndex { ids, by_pointer })
+    }
+
+    /// `partner`'s position; `near` is a guess (the previous position:
+    /// shares and flows come in partner order).
+    fn of(&self, partner: &Arc<String>, near: &mut usize) -> io::Result<u16> {
+        for guess in [*near, *near + 1, 0] {
+            if self.ids.get(guess).is_some_and(|p| Arc::ptr_eq(p, partner)) {
+                *near = guess;
+                return Ok(guess as u16);
+            }
+        }
+        let address = Arc::as_ptr(partner);
+        if let Ok(i) = self.by_pointer.binary_search_by_key(&address, |(a, _)| *a) {
+            *near = usize::from(self.by_pointer[i].1);
+            return Ok(self.by_pointer[i].1);
+        }
+        self.ids
+            .binary_search(partner)
+            .map(|i| i as u16)
+            .map_err(|_| io::Error::other("a partner id is missing from its fund's list"))
     }
 }
 
@@ -217,6 +279,13 @@ impl State {
                 e.str(&k.dimension)?;
                 e.decimal(*v)?;
             }
+            // The partner ids the calls and flows name, then those by index.
+            e.len(f.partner_ids.len())?;
+            for p in &f.partner_ids {
+                e.str(p)?;
+            }
+            let index = PartnerIndex::new(&f.partner_ids)?;
+            let mut near = 0;
             e.len(f.calls.len())?;
             for c in &f.calls {
                 e.u64(c.seq)?;
@@ -225,15 +294,15 @@ impl State {
                 e.date(c.due_date)?;
                 e.bool(c.reversed)?;
                 e.len(c.shares.len())?;
-                for (partner, share) in c.shares.iter() {
-                    e.str(partner)?;
+                for (partner, share) in c.shares.0.iter() {
+                    e.u16(index.of(partner, &mut near)?)?;
                     e.decimal(share.called)?;
                     e.decimal(share.paid)?;
                 }
             }
             e.len(f.flows.len())?;
             for ((partner, date), (paid, dist)) in &f.flows {
-                e.str(partner)?;
+                e.u16(index.of(partner, &mut near)?)?;
                 e.date(*date)?;
                 e.decimal(*paid)?;
                 e.decimal(*dist)?;
@@ -364,6 +433,16 @@ impl State {
     }
 }
 
+/// Partner id number `i` of a fund's list, marked as named.
+fn partner(ids: &[Arc<String>], named: &mut [bool], i: u16) -> Result<Arc<String>> {
+    let i = usize::from(i);
+    let id = ids
+        .get(i)
+        .ok_or_else(|| snapshot_error(format!("partner number {i} is not in its fund's list")))?;
+    named[i] = true;
+    Ok(id.clone())
+}
+
 fn utf8(bytes: &[u8]) -> Result<&str> {
     std::str::from_utf8(bytes).map_err(|_| snapshot_error("a string is not UTF-8"))
 }
@@ -383,6 +462,12 @@ impl<'a> Dec<'a> {
 
     fn u8(&mut self) -> Result<u8> {
         Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16> {
+        Ok(u16::from_be_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
     }
 
     fn u32(&mut self) -> Result<u32> {
@@ -409,14 +494,9 @@ impl<'a> Dec<'a> {
         Ok(self.u32()? as usize)
     }
 
-    /// A `str`'s bytes, not yet checked to be UTF-8.
-    fn take_str(&mut self) -> Result<&'a [u8]> {
-        let n = self.len()?;
-        self.take(n)
-    }
-
     fn str(&mut self) -> Result<&'a str> {
-        utf8(self.take_str()?)
+        let n = self.len()?;
+        utf8(self.take(n)?)
     }
 
     fn opt<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<Option<T>> {
@@ -443,9 +523,19 @@ impl<'a> Dec<'a> {
         if scale > 28 || n > 12 {
             return Err(snapshot_error("a decimal is out of range"));
         }
-        let mut coefficient = [0u8; 16];
-        coefficient[16 - n..].copy_from_slice(self.take(n)?);
-        let magnitude = u128::from_be_bytes(coefficient);
+        let magnitude = match self.0.first_chunk::<16>() {
+            // Read 16 bytes whole, keep the first n.
+            Some(next) => {
+                let all = u128::from_be_bytes(*next);
+                self.0 = &self.0[n..];
+                all.checked_shr(128 - 8 * n as u32).unwrap_or(0)
+            }
+            None => {
+                let mut coefficient = [0u8; 16];
+                coefficient[16 - n..].copy_from_slice(self.take(n)?);
+                u128::from_be_bytes(coefficient)
+            }
+        };
         // rust_decimal's own layout: flags, then lo, mid, hi (little-endian).
         let mut raw = [0u8; 16];
         raw[2] = scale;
@@ -480,6 +570,14 @@ impl<'a> Dec<'a> {
             let key = AccountKey::new(account, self.str()?);
             fund.balances.insert(key, self.decimal()?);
         }
+        for _ in 0..self.len()? {
+            let id = self.str()?;
+            if fund.partner_ids.last().is_some_and(|p| p.as_str() >= id) {
+                return Err(snapshot_error("partner ids are out of order"));
+            }
+            fund.partner_ids.push(Arc::new(id.to_string()));
+        }
+        let mut named = vec![false; fund.partner_ids.len()];
         let calls = self.len()?;
         fund.calls.reserve_exact(calls.min(self.0.len()));
         for number in 1..=calls as u64 {
@@ -491,32 +589,20 @@ impl<'a> Dec<'a> {
                 .ok_or_else(|| snapshot_error(format!("{purpose:?} is not a call purpose")))?;
             let (date, due_date, reversed) = (self.date()?, self.date()?, self.bool()?);
             let n = self.len()?;
-            let mut shares: Vec<(Arc<String>, CallShare)> = Vec::with_capacity(n.min(self.0.len()));
-            // Calls mostly have the previous call's partners: while they
-            // do, their order is that call's, and the id is its shared one.
-            let mut as_previous = true;
-            for i in 0..n {
-                let text = self.take_str()?;
-                let previous = fund
-                    .calls
-                    .last()
-                    .and_then(|c| c.shares.0.get(i))
-                    .filter(|(p, _)| p.as_bytes() == text)
-                    .map(|(p, _)| p.clone());
-                as_previous &= previous.is_some();
-                let partner = match previous {
-                    Some(p) => p,
-                    None => fund.intern(utf8(text)?),
-                };
+            let mut shares = Vec::with_capacity(n.min(self.0.len()));
+            let mut last = None;
+            for _ in 0..n {
+                let i = self.u16()?;
                 // Sorted and unique, as the lookups need.
-                if !as_previous && shares.last().is_some_and(|(p, _)| *p >= partner) {
+                if last.is_some_and(|l| l >= i) {
                     return Err(snapshot_error("call shares are out of order"));
                 }
+                last = Some(i);
                 let share = CallShare {
                     called: self.decimal()?,
                     paid: self.decimal()?,
                 };
-                shares.push((partner, share));
+                shares.push((partner(&fund.partner_ids, &mut named, i)?, share));
             }
             fund.calls.push(CallState {
                 number,
@@ -528,17 +614,13 @@ impl<'a> Dec<'a> {
                 shares: CallShares(shares.into_boxed_slice()),
             });
         }
-        let mut previous: Option<Arc<String>> = None;
         for _ in 0..self.len()? {
-            let partner = self.str()?;
-            let partner = match previous.filter(|p| p.as_str() == partner) {
-                Some(p) => p,
-                None => fund.intern(partner),
-            };
-            previous = Some(partner.clone());
-            let date = self.date()?;
-            let flow = (self.decimal()?, self.decimal()?);
-            fund.flows.insert((partner, date), flow);
+            let i = self.u16()?;
+            let key = (partner(&fund.partner_ids, &mut named, i)?, self.date()?);
+            fund.flows.insert(key, (self.decimal()?, self.decimal()?));
+        }
+        if named.contains(&false) {
+            return Err(snapshot_error("a partner id is named by no call or flow"));
         }
         fund.last_date = self.opt(Dec::date)?;
         Ok(fund)
