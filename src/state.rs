@@ -1731,6 +1731,132 @@ mod tests {
         }
     }
 
+    /// A small state's snapshot, byte for byte, as schema/FORMAT.md
+    /// section 7 spells it: a change here is a new format version.
+    #[test]
+    fn snapshot_bytes_are_the_documented_ones() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]).verifying_key();
+        let mut fund = FundState {
+            def: FundCreate {
+                fund: "f".into(),
+                name: "F".into(),
+                currency: "USD".into(),
+                jurisdiction: "AE".into(),
+                vintage: 2024,
+                management_fee_rate: "0.02".into(),
+                management_fee_basis: "committed".into(),
+                date: "2024-01-01".into(),
+            },
+            currency: Currency::from_code("USD").unwrap(),
+            created_seq: 1,
+            balances: BTreeMap::from([(AccountKey::new(Account::Cash, ""), Decimal::new(500, 2))]),
+            calls: Vec::new(),
+            flows: BTreeMap::new(),
+            last_date: Some(parse_date("2024-01-02").unwrap()),
+            partner_ids: Vec::new(),
+        };
+        let a = fund.intern("a");
+        fund.calls.push(CallState {
+            number: 1,
+            seq: 3,
+            purpose: "investment",
+            date: parse_date("2024-01-02").unwrap(),
+            due_date: parse_date("2024-02-01").unwrap(),
+            reversed: false,
+            shares: CallShares::new(vec![(
+                a.clone(),
+                CallShare {
+                    called: Decimal::new(150, 2),
+                    paid: Decimal::new(0, 2),
+                },
+            )]),
+        });
+        fund.flows.insert(
+            (a, parse_date("2024-01-02").unwrap()),
+            (Decimal::new(150, 2), Decimal::new(-25, 2)),
+        );
+        let state = State {
+            last_seq: Some(7),
+            origin: Some("o".into()),
+            keys: BTreeMap::from([(
+                key_id(&key),
+                KeyRecord {
+                    key_id: key_id(&key),
+                    name: "k".into(),
+                    public_key: key,
+                    role: "administrator".into(),
+                    partner: None,
+                    enrolled_seq: 0,
+                    revoked_seq: None,
+                },
+            )]),
+            policy: Policy { rules: vec![] },
+            policy_seq: None,
+            funds: BTreeMap::from([("f".to_string(), fund)]),
+            partners: BTreeMap::new(),
+            startups: BTreeMap::new(),
+            reversed: HashSet::from([5]),
+        };
+        let def = r#"{"currency":"USD","date":"2024-01-01","fund":"f","jurisdiction":"AE","management_fee_basis":"committed","management_fee_rate":"0.02","name":"F","vintage":2024}"#;
+        let expected = [
+            "00000002".to_string(),                                 // format version
+            "01 0000000000000007".into(),                           // last_seq
+            "01 00000001 6f".into(),                                // origin "o"
+            "00000001".into(),                                      // one key:
+            "00000001 6b".into(),                                   //   name "k"
+            hex::encode(key.as_bytes()),                            //   raw public key
+            format!("0000000d {}", hex::encode("administrator")),   // role
+            "00 0000000000000000 00".into(), //   partner, enrolled_seq, revoked_seq
+            format!("0000000c {}", hex::encode(r#"{"rules":[]}"#)), // policy
+            "00".into(),                     // policy_seq
+            "00000001".into(),               // one fund:
+            format!("{:08x} {}", def.len(), hex::encode(def)), // fund.create
+            "0000000000000001".into(),       //   created_seq
+            "00000001 00 00000000 0202 01f4".into(), //   balances: cash 5.00
+            "00000001 00000001 61".into(),   //   partner list ["a"]
+            "00000001 0000000000000003".into(), //   one call: seq 3,
+            format!("0000000a {}", hex::encode("investment")), // purpose,
+            "07e8 01 02 07e8 02 01 00".into(), //   dates, not reversed,
+            "00000001 0000 0201 96 0200".into(), //   a: called 1.50, paid 0.00
+            "00000001 0000 07e8 01 02 0201 96 8201 19".into(), // flow a 2024-01-02 1.50 -0.25
+            "01 07e8 01 02".into(),          //   last_date
+            "00000000 00000000".into(),      // partners, startups
+            "00000001 0000000000000005".into(), // reversed
+        ]
+        .concat()
+        .replace(' ', "");
+        let bytes = state.encode_snapshot().unwrap();
+        assert_eq!(hex::encode(&bytes), expected);
+        let back = State::decode_snapshot(&bytes).unwrap();
+        assert_eq!(back.encode_snapshot().unwrap(), bytes);
+        assert_eq!(
+            back.funds["f"].calls[0].shares["a"].called,
+            Decimal::new(150, 2)
+        );
+        // A share naming a position beyond the partner list, or a list
+        // entry nothing names, is refused.
+        let share = expected.find("00000001000002019602").unwrap();
+        assert_eq!(share % 2, 0);
+        let mut beyond = bytes.clone();
+        beyond[share / 2 + 5] = 1;
+        assert!(State::decode_snapshot(&beyond)
+            .unwrap_err()
+            .to_string()
+            .contains("not in its fund's list"));
+        let mut unnamed = back;
+        unnamed
+            .funds
+            .get_mut("f")
+            .unwrap()
+            .partner_ids
+            .push(Arc::new("b".into()));
+        let unnamed = unnamed.encode_snapshot().unwrap();
+        assert!(State::decode_snapshot(&unnamed)
+            .unwrap_err()
+            .to_string()
+            .contains("named by no call or flow"));
+    }
+
     #[test]
     fn snapshot_decimals_keep_sign_and_scale() {
         let mut state = State::default();
