@@ -261,9 +261,9 @@ impl Ledger {
         // open is fast. (A snapshot that is present but does not fit is
         // left for verify to report; appends replace it.)
         if ledger.state.last_seq >= Some(SNAPSHOT_INTERVAL_ENTRIES - 1)
-            && match ledger.store.snapshot() {
+            && match ledger.store.snapshot_prefix(64) {
                 Ok(None) => true,
-                Ok(Some(s)) => is_older_format_snapshot(&s.state),
+                Ok(Some(prefix)) => is_older_format_snapshot(&prefix),
                 Err(_) => false,
             }
         {

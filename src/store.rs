@@ -410,6 +410,31 @@ impl Store {
         snapshot(&self.conn)
     }
 
+    /// The first `n` bytes (fewer when it is shorter) of the state
+    /// snapshot's state, read without the rest of it; None when
+    /// [`Store::snapshot`] would read none.
+    pub fn snapshot_prefix(&self, n: usize) -> Result<Option<Vec<u8>>> {
+        let row: Option<(i64, i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT rowid, seq, length(entry_hash) FROM state_snapshot WHERE id = 1",
+            )?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let Some((rowid, seq, 32)) = row else {
+            return Ok(None);
+        };
+        if seq < 0 {
+            return Ok(None);
+        }
+        let blob = self
+            .conn
+            .blob_open("main", "state_snapshot", "state", rowid, true)?;
+        let mut prefix = vec![0; n.min(blob.len())];
+        blob.read_at_exact(&mut prefix, 0)?;
+        Ok(Some(prefix))
+    }
+
     /// Replace the state snapshot in its own IMMEDIATE transaction.
     pub fn write_snapshot(&mut self, snapshot: &StoredSnapshot) -> Result<()> {
         let tx = self
@@ -810,5 +835,9 @@ mod tests {
             (snapshot.seq, snapshot.entry_hash, snapshot.state),
             (3, [1; 32], b"hello".to_vec())
         );
+        assert_eq!(store.snapshot_prefix(3).unwrap(), Some(b"hel".to_vec()));
+        assert_eq!(store.snapshot_prefix(64).unwrap(), Some(b"hello".to_vec()));
+        let empty = Store::create(&dir.path().join("empty.sqlite")).unwrap();
+        assert_eq!(empty.snapshot_prefix(64).unwrap(), None);
     }
 }
