@@ -17,8 +17,8 @@ use crate::entry::{
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Body, Event, Genesis, KeyEnroll};
 use crate::merkle::{self, MerkleError, NodeSource};
-use crate::state::{Prepared, State};
-use crate::store::{AppendTx, Head, Store, StoredRow, StoredSnapshot};
+use crate::state::{is_older_format_snapshot, Prepared, State};
+use crate::store::{AppendTx, Head, Store, StoredRow};
 
 /// Entries between two state snapshots: the snapshot is replaced after
 /// every entry whose `seq + 1` is a multiple of this. 1024 bounds what an
@@ -34,14 +34,17 @@ fn snapshot_due(seq: u64) -> bool {
     (seq + 1) % SNAPSHOT_INTERVAL_ENTRIES == 0
 }
 
-/// The snapshot of `state` (the state after its last entry, whose hash is
-/// `entry_hash`); None when it cannot be encoded (the snapshot is derived
-/// data: an append never fails for want of one).
-fn snapshot_of(state: &State, entry_hash: [u8; 32]) -> Option<StoredSnapshot> {
-    Some(StoredSnapshot {
-        seq: state.last_seq?,
-        entry_hash,
-        state: state.encode_snapshot().ok()?,
+/// Replace the snapshot in `tx` with that of `state` (the state after its
+/// last entry, whose hash is `entry_hash`), encoded straight into the row.
+/// On error the previous snapshot stays (the snapshot is derived data:
+/// callers never fail an append for want of one).
+fn write_snapshot(tx: &AppendTx<'_>, state: &State, entry_hash: [u8; 32]) -> Result<()> {
+    let Some(seq) = state.last_seq else {
+        return Ok(());
+    };
+    let len = state.snapshot_len()?;
+    tx.write_snapshot_streamed(seq, &entry_hash, len, |mut out| {
+        state.write_snapshot(&mut out)
     })
 }
 
@@ -258,11 +261,16 @@ impl Ledger {
             complete_tree(&tx)?;
             tx.commit()?;
         }
-        // A ledger made before snapshots existed gets one at its head, so
-        // that the next open is fast. (A snapshot that is present but does
-        // not fit is left for verify to report; appends replace it.)
+        // A ledger made before snapshots existed, or whose snapshot is of
+        // an older format version, gets one at its head, so that the next
+        // open is fast. (A snapshot that is present but does not fit is
+        // left for verify to report; appends replace it.)
         if ledger.state.last_seq >= Some(SNAPSHOT_INTERVAL_ENTRIES - 1)
-            && matches!(ledger.store.snapshot(), Ok(None))
+            && match ledger.store.snapshot_prefix(64) {
+                Ok(None) => true,
+                Ok(Some(prefix)) => is_older_format_snapshot(&prefix),
+                Err(_) => false,
+            }
         {
             let _ = ledger.write_head_snapshot();
         }
@@ -276,10 +284,8 @@ impl Ledger {
         let tx = store.begin_append()?;
         match tx.head()? {
             Some(head) if Some(head.seq) == state.last_seq => {
-                if let Some(snapshot) = snapshot_of(state, head.entry_hash) {
-                    tx.write_snapshot(&snapshot)?;
-                    tx.commit()?;
-                }
+                write_snapshot(&tx, state, head.entry_hash)?;
+                tx.commit()?;
             }
             _ => {}
         }
@@ -720,11 +726,8 @@ impl Ledger {
         // In the chunk's transaction: the snapshot and its entries commit
         // together. Best effort: a snapshot that cannot be written costs a
         // longer replay at the next open, never an entry.
-        let snapshot = snapshot_needed
-            .then(|| snapshot_of(state, last_hash))
-            .flatten();
-        if let Some(snapshot) = &snapshot {
-            let _ = tx.write_snapshot(snapshot);
+        if snapshot_needed {
+            let _ = write_snapshot(&tx, state, last_hash);
         }
         tx.commit()?;
         Ok(outcomes)
@@ -905,9 +908,7 @@ fn commit_entry(
         step(&mut next);
         // Best effort: a snapshot that cannot be written costs a longer
         // replay at the next open, never the entry.
-        if let Some(snapshot) = snapshot_of(&next, entry_hash) {
-            let _ = tx.write_snapshot(&snapshot);
-        }
+        let _ = write_snapshot(&tx, &next, entry_hash);
         tx.commit()?;
         *state = next;
     } else {

@@ -8,6 +8,7 @@
 //! schema/QUERIES_JSON.md.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
@@ -34,7 +35,7 @@ pub struct FundBooks {
     pub balances: BTreeMap<AccountKey, Decimal>,
     /// Per (partner, date): paid-in change and distribution change, summed
     /// over the entries of that date.
-    pub flows: BTreeMap<(String, time::Date), (Decimal, Decimal)>,
+    pub flows: BTreeMap<(Arc<String>, time::Date), (Decimal, Decimal)>,
     /// Latest effective date seen.
     pub last_date: Option<time::Date>,
 }
@@ -100,7 +101,7 @@ pub fn books(ledger: &Ledger, as_of: Option<time::Date>) -> Result<BTreeMap<Stri
         }
         for (partner, (paid, dist)) in partner_delta {
             if !paid.is_zero() || !dist.is_zero() {
-                let flow = books.flows.entry((partner, date)).or_default();
+                let flow = books.flows.entry((Arc::new(partner), date)).or_default();
                 flow.0 += paid;
                 flow.1 += dist;
             }

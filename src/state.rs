@@ -5,10 +5,11 @@
 //! the postings it books; [`State::apply`] then advances the state. On
 //! append the postings go into the signed body; on verify they are computed
 //! again and must equal what the body says. The state holds balances,
-//! entities, keys and open calls: its size grows with those, never with the
-//! number of entries.
+//! entities, keys, calls and dated flows: its size grows with those, never
+//! with the number of entries.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
 
 use base64::Engine;
 use ed25519_dalek::VerifyingKey;
@@ -182,16 +183,77 @@ pub struct CallShare {
     pub paid: Decimal,
 }
 
+/// The partners' shares of a call, in partner id order, one per partner
+/// with a non-zero share. A sorted slice, not a map: a fund has few
+/// partners and many calls, and the partner ids are the fund's shared ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallShares(Box<[(Arc<String>, CallShare)]>);
+
+impl CallShares {
+    /// The shares, sorted by partner id (each partner once).
+    fn new(mut shares: Vec<(Arc<String>, CallShare)>) -> CallShares {
+        shares.sort_by(|a, b| a.0.cmp(&b.0));
+        shares.dedup_by(|a, b| a.0 == b.0);
+        CallShares(shares.into_boxed_slice())
+    }
+
+    fn position(&self, partner: &str) -> Option<usize> {
+        self.0
+            .binary_search_by(|(p, _)| p.as_str().cmp(partner))
+            .ok()
+    }
+
+    pub fn get(&self, partner: &str) -> Option<&CallShare> {
+        self.position(partner).map(|i| &self.0[i].1)
+    }
+
+    pub fn get_mut(&mut self, partner: &str) -> Option<&mut CallShare> {
+        self.position(partner).map(|i| &mut self.0[i].1)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &CallShare)> {
+        self.0.iter().map(|(p, s)| (p.as_ref(), s))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(p, _)| p.as_ref())
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &CallShare> {
+        self.0.iter().map(|(_, s)| s)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::ops::Index<&str> for CallShares {
+    type Output = CallShare;
+
+    fn index(&self, partner: &str) -> &CallShare {
+        self.get(partner)
+            .unwrap_or_else(|| panic!("no share of partner {partner:?} in the call"))
+    }
+}
+
 /// A capital call and what has been paid on it.
 #[derive(Debug, Clone)]
 pub struct CallState {
+    /// 1-based: the call's position in its fund's `calls`.
     pub number: u64,
     pub seq: u64,
-    pub purpose: String,
-    pub date: String,
-    pub due_date: String,
+    /// One of [`CALL_PURPOSES`].
+    pub purpose: &'static str,
+    /// The notice date.
+    pub date: time::Date,
+    pub due_date: time::Date,
     pub reversed: bool,
-    pub shares: BTreeMap<String, CallShare>,
+    pub shares: CallShares,
 }
 
 /// A fund and its books.
@@ -205,9 +267,12 @@ pub struct FundState {
     /// Per (partner, effective date): the change in paid-in capital and in
     /// distributions, summed: the dated cash flows of IRR, kept as the
     /// entries are applied so that a position needs no scan.
-    pub flows: BTreeMap<(String, time::Date), (Decimal, Decimal)>,
+    pub flows: BTreeMap<(Arc<String>, time::Date), (Decimal, Decimal)>,
     /// The latest effective date of the fund's entries.
     pub last_date: Option<time::Date>,
+    /// The partner ids `calls` and `flows` name, each allocated once;
+    /// sorted.
+    partner_ids: Vec<Arc<String>>,
 }
 
 impl FundState {
@@ -261,6 +326,18 @@ impl FundState {
         number
             .checked_sub(1)
             .and_then(|i| self.calls.get(i as usize))
+    }
+
+    /// The fund's shared copy of partner id `id`, added on first use.
+    fn intern(&mut self, id: &str) -> Arc<String> {
+        match self.partner_ids.binary_search_by(|p| p.as_str().cmp(id)) {
+            Ok(i) => self.partner_ids[i].clone(),
+            Err(i) => {
+                let shared = Arc::new(id.to_string());
+                self.partner_ids.insert(i, shared.clone());
+                shared
+            }
+        }
     }
 }
 
@@ -861,6 +938,7 @@ impl State {
                     calls: Vec::new(),
                     flows: BTreeMap::new(),
                     last_date: None,
+                    partner_ids: Vec::new(),
                 }))
             }
             Event::PartnerAdd(p) => {
@@ -949,14 +1027,15 @@ impl State {
                 let fund = self.fund(&c.fund)?;
                 check_memo(&c.memo)?;
                 let total = self.positive(fund, &c.amount, &c.currency)?;
-                if !CALL_PURPOSES.contains(&c.purpose.as_str()) {
+                let Some(purpose) = CALL_PURPOSES.iter().find(|p| **p == c.purpose) else {
                     return Err(Error::rule(format!(
                         "call purpose {:?} must be one of: {}",
                         c.purpose,
                         CALL_PURPOSES.join(", ")
                     )));
-                }
-                if parse_date(&c.due_date)? < parse_date(&c.date)? {
+                };
+                let (date, due_date) = (parse_date(&c.date)?, parse_date(&c.due_date)?);
+                if due_date < date {
                     return Err(Error::rule(format!(
                         "due date {} is before the notice date {}",
                         c.due_date, c.date
@@ -990,23 +1069,26 @@ impl State {
                 Effect::Call(CallState {
                     number: fund.calls.len() as u64 + 1,
                     seq,
-                    purpose: c.purpose.clone(),
-                    date: c.date.clone(),
-                    due_date: c.due_date.clone(),
+                    purpose,
+                    date,
+                    due_date,
                     reversed: false,
-                    shares: shares
-                        .into_iter()
-                        .filter(|(_, s)| !s.is_zero())
-                        .map(|(p, s)| {
-                            (
-                                p,
-                                CallShare {
-                                    called: s,
-                                    paid: Decimal::ZERO,
-                                },
-                            )
-                        })
-                        .collect(),
+                    // Applying the call swaps in the fund's shared ids.
+                    shares: CallShares::new(
+                        shares
+                            .into_iter()
+                            .filter(|(_, s)| !s.is_zero())
+                            .map(|(p, s)| {
+                                (
+                                    Arc::new(p),
+                                    CallShare {
+                                        called: s,
+                                        paid: Decimal::ZERO,
+                                    },
+                                )
+                            })
+                            .collect(),
+                    ),
                 })
             }
             Event::Contribution(c) => {
@@ -1036,10 +1118,12 @@ impl State {
                         c.call
                     )));
                 }
-                if parse_date(&c.date)? < parse_date(&call.date)? {
+                if parse_date(&c.date)? < call.date {
                     return Err(Error::rule(format!(
                         "contribution date {} is before call {}'s notice date {}",
-                        c.date, c.call, call.date
+                        c.date,
+                        c.call,
+                        format_date(call.date)
                     )));
                 }
                 let cur = fund.currency;
@@ -1457,8 +1541,8 @@ impl State {
                                 _ => None,
                             };
                             if let Some((paid, dist)) = flow {
-                                let f =
-                                    fund.flows.entry((key.dimension.clone(), date)).or_default();
+                                let partner = fund.intern(&key.dimension);
+                                let f = fund.flows.entry((partner, date)).or_default();
                                 f.0 += paid;
                                 f.1 += dist;
                             }
@@ -1520,6 +1604,10 @@ impl State {
                             c.reversed = true;
                         }
                     } else {
+                        let mut call = call;
+                        for (partner, _) in call.shares.0.iter_mut() {
+                            *partner = fund.intern(partner);
+                        }
                         fund.calls.push(call);
                     }
                 }
@@ -1565,7 +1653,12 @@ pub fn decode_public_key(text: &str) -> Result<VerifyingKey> {
     if base64::engine::general_purpose::STANDARD.encode(raw) != text {
         return Err(Error::rule("public key is not in canonical base64"));
     }
-    let key = VerifyingKey::from_bytes(&raw)
+    public_key_from_raw(&raw)
+}
+
+/// A raw Ed25519 public key, refusing weak keys.
+fn public_key_from_raw(raw: &[u8; 32]) -> Result<VerifyingKey> {
+    let key = VerifyingKey::from_bytes(raw)
         .map_err(|_| Error::rule("public key is not a valid Ed25519 point"))?;
     crate::keys::check_public_key(&key).map_err(|e| Error::rule(e.message().to_string()))?;
     Ok(key)
@@ -1580,291 +1673,14 @@ pub fn decode_key_id(text: &str) -> Result<KeyId> {
         .map_err(|_| Error::rule(format!("key id {text:?} is not 32 bytes of hex")))
 }
 
-/// Version of the state snapshot encoding (schema/FORMAT.md section 7).
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+mod snapshot;
 
-/// The encoded form of a [`State`]: every map becomes a vector in key
-/// order (keys that are part of their values are not repeated), amounts are
-/// decimal strings with their scale, keys are base64, currencies their
-/// ISO 4217 code, dates YYYY-MM-DD.
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StateSnapshot {
-    format_version: u32,
-    last_seq: Option<u64>,
-    origin: Option<String>,
-    keys: Vec<KeySnapshot>,
-    policy: Policy,
-    policy_seq: Option<u64>,
-    funds: Vec<FundSnapshot>,
-    partners: Vec<PartnerAdd>,
-    startups: Vec<StartupAdd>,
-    reversed: Vec<u64>,
-}
+pub use snapshot::{is_older_format_snapshot, SNAPSHOT_FORMAT_VERSION};
 
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeySnapshot {
-    name: String,
-    /// Standard base64 of the raw public key; the key id is derived.
-    public_key: String,
-    role: String,
-    partner: Option<String>,
-    enrolled_seq: u64,
-    revoked_seq: Option<u64>,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FundSnapshot {
-    def: FundCreate,
-    currency: String,
-    created_seq: u64,
-    /// (account, dimension, amount).
-    balances: Vec<(String, String, String)>,
-    calls: Vec<CallSnapshot>,
-    /// (partner, date, paid-in change, distributions change).
-    flows: Vec<(String, String, String, String)>,
-    last_date: Option<String>,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CallSnapshot {
-    number: u64,
-    seq: u64,
-    purpose: String,
-    date: String,
-    due_date: String,
-    reversed: bool,
-    /// (partner, called, paid).
-    shares: Vec<(String, String, String)>,
-}
-
-fn snapshot_error(what: impl std::fmt::Display) -> Error {
-    Error::format(format!("the state snapshot is malformed: {what}"))
-}
-
+/// YYYY-MM-DD.
 fn format_date(date: time::Date) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day]");
     date.format(&format).unwrap_or_default()
-}
-
-fn decode_decimal(text: &str) -> Result<Decimal> {
-    let value = Decimal::from_str_exact(text)
-        .map_err(|_| snapshot_error(format!("{text:?} is not a decimal")))?;
-    if value.to_string() != text {
-        return Err(snapshot_error(format!(
-            "{text:?} is not a canonical decimal"
-        )));
-    }
-    Ok(value)
-}
-
-fn decode_snapshot_date(text: &str) -> Result<time::Date> {
-    parse_date(text).map_err(|_| snapshot_error(format!("{text:?} is not a date")))
-}
-
-impl State {
-    /// Encode the state for the snapshot table: deterministic (the same
-    /// state always gives the same bytes), versioned.
-    pub fn encode_snapshot(&self) -> Result<Vec<u8>> {
-        let mut reversed: Vec<u64> = self.reversed.iter().copied().collect();
-        reversed.sort_unstable();
-        let snapshot = StateSnapshot {
-            format_version: SNAPSHOT_FORMAT_VERSION,
-            last_seq: self.last_seq,
-            origin: self.origin.clone(),
-            keys: self
-                .keys
-                .values()
-                .map(|k| KeySnapshot {
-                    name: k.name.clone(),
-                    public_key: base64::engine::general_purpose::STANDARD
-                        .encode(k.public_key.as_bytes()),
-                    role: k.role.clone(),
-                    partner: k.partner.clone(),
-                    enrolled_seq: k.enrolled_seq,
-                    revoked_seq: k.revoked_seq,
-                })
-                .collect(),
-            policy: self.policy.clone(),
-            policy_seq: self.policy_seq,
-            funds: self
-                .funds
-                .values()
-                .map(|f| FundSnapshot {
-                    def: f.def.clone(),
-                    currency: f.currency.code().to_string(),
-                    created_seq: f.created_seq,
-                    balances: f
-                        .balances
-                        .iter()
-                        .map(|(k, v)| {
-                            (
-                                k.account.as_str().to_string(),
-                                k.dimension.clone(),
-                                v.to_string(),
-                            )
-                        })
-                        .collect(),
-                    calls: f
-                        .calls
-                        .iter()
-                        .map(|c| CallSnapshot {
-                            number: c.number,
-                            seq: c.seq,
-                            purpose: c.purpose.clone(),
-                            date: c.date.clone(),
-                            due_date: c.due_date.clone(),
-                            reversed: c.reversed,
-                            shares: c
-                                .shares
-                                .iter()
-                                .map(|(p, s)| (p.clone(), s.called.to_string(), s.paid.to_string()))
-                                .collect(),
-                        })
-                        .collect(),
-                    flows: f
-                        .flows
-                        .iter()
-                        .map(|((p, d), (paid, dist))| {
-                            (
-                                p.clone(),
-                                format_date(*d),
-                                paid.to_string(),
-                                dist.to_string(),
-                            )
-                        })
-                        .collect(),
-                    last_date: f.last_date.map(format_date),
-                })
-                .collect(),
-            partners: self.partners.values().cloned().collect(),
-            startups: self.startups.values().cloned().collect(),
-            reversed,
-        };
-        serde_json::to_vec(&snapshot)
-            .map_err(|e| Error::format(format!("cannot encode the state snapshot: {e}")))
-    }
-
-    /// Decode a snapshot made by [`State::encode_snapshot`]. Anything else
-    /// (another version, a field out of range, maps out of order or with
-    /// duplicates, bytes that do not re-encode identically) is an error.
-    pub fn decode_snapshot(bytes: &[u8]) -> Result<State> {
-        let s: StateSnapshot = serde_json::from_slice(bytes).map_err(snapshot_error)?;
-        if s.format_version != SNAPSHOT_FORMAT_VERSION {
-            return Err(snapshot_error(format!(
-                "format version {} is not {SNAPSHOT_FORMAT_VERSION}",
-                s.format_version
-            )));
-        }
-        let mut state = State {
-            last_seq: s.last_seq,
-            origin: s.origin,
-            keys: BTreeMap::new(),
-            policy: s.policy,
-            policy_seq: s.policy_seq,
-            funds: BTreeMap::new(),
-            partners: BTreeMap::new(),
-            startups: BTreeMap::new(),
-            reversed: s.reversed.into_iter().collect(),
-        };
-        for k in s.keys {
-            let public_key = decode_public_key(&k.public_key).map_err(snapshot_error)?;
-            let id = key_id(&public_key);
-            let record = KeyRecord {
-                key_id: id,
-                name: k.name,
-                public_key,
-                role: k.role,
-                partner: k.partner,
-                enrolled_seq: k.enrolled_seq,
-                revoked_seq: k.revoked_seq,
-            };
-            if state.keys.insert(id, record).is_some() {
-                return Err(snapshot_error("a key is listed twice"));
-            }
-        }
-        for f in s.funds {
-            let currency = Currency::from_code(&f.currency).map_err(snapshot_error)?;
-            let mut balances = BTreeMap::new();
-            for (account, dimension, amount) in f.balances {
-                let account = Account::parse(&account)
-                    .ok_or_else(|| snapshot_error(format!("unknown account {account:?}")))?;
-                if balances
-                    .insert(AccountKey { account, dimension }, decode_decimal(&amount)?)
-                    .is_some()
-                {
-                    return Err(snapshot_error("a balance is listed twice"));
-                }
-            }
-            let mut calls = Vec::with_capacity(f.calls.len());
-            for c in f.calls {
-                let mut shares = BTreeMap::new();
-                for (partner, called, paid) in c.shares {
-                    let share = CallShare {
-                        called: decode_decimal(&called)?,
-                        paid: decode_decimal(&paid)?,
-                    };
-                    if shares.insert(partner, share).is_some() {
-                        return Err(snapshot_error("a call share is listed twice"));
-                    }
-                }
-                calls.push(CallState {
-                    number: c.number,
-                    seq: c.seq,
-                    purpose: c.purpose,
-                    date: c.date,
-                    due_date: c.due_date,
-                    reversed: c.reversed,
-                    shares,
-                });
-            }
-            let mut flows = BTreeMap::new();
-            for (partner, date, paid, dist) in f.flows {
-                let key = (partner, decode_snapshot_date(&date)?);
-                if flows
-                    .insert(key, (decode_decimal(&paid)?, decode_decimal(&dist)?))
-                    .is_some()
-                {
-                    return Err(snapshot_error("a flow is listed twice"));
-                }
-            }
-            let fund = FundState {
-                currency,
-                created_seq: f.created_seq,
-                balances,
-                calls,
-                flows,
-                last_date: f
-                    .last_date
-                    .as_deref()
-                    .map(decode_snapshot_date)
-                    .transpose()?,
-                def: f.def,
-            };
-            if state.funds.insert(fund.def.fund.clone(), fund).is_some() {
-                return Err(snapshot_error("a fund is listed twice"));
-            }
-        }
-        for p in s.partners {
-            if state.partners.insert(p.partner.clone(), p).is_some() {
-                return Err(snapshot_error("a partner is listed twice"));
-            }
-        }
-        for st in s.startups {
-            if state.startups.insert(st.startup.clone(), st).is_some() {
-                return Err(snapshot_error("a startup is listed twice"));
-            }
-        }
-        // One spelling only: whatever decodes must encode to the same bytes
-        // (this also refuses maps out of order and duplicate reversals).
-        if state.encode_snapshot()? != bytes {
-            return Err(snapshot_error("it is not in its canonical encoding"));
-        }
-        Ok(state)
-    }
 }
 
 #[cfg(test)]
@@ -1881,19 +1697,217 @@ mod tests {
         let decoded = State::decode_snapshot(&bytes).unwrap();
         assert_eq!(decoded.encode_snapshot().unwrap(), bytes);
         assert!(!ledger.state().funds.is_empty() && !ledger.state().keys.is_empty());
+        assert!(decoded.snapshot_matches(&bytes).unwrap());
         // Malformed input is an error, never a panic.
-        let text = String::from_utf8(bytes.clone()).unwrap();
+        let with = |at: usize, byte: u8| {
+            let mut b = bytes.clone();
+            b[at] = byte;
+            b
+        };
+        let mut longer = bytes.clone();
+        longer.push(0);
         for bad in [
-            String::new(),
-            "{}".to_string(),
-            "null".to_string(),
-            text[..text.len() / 2].to_string(),
-            text.replacen("\"format_version\":1", "\"format_version\":2", 1),
-            text.replacen('{', " {", 1),
-            text.replacen("\"last_seq\":", "\"last_seq\":-", 1),
+            Vec::new(),
+            vec![0, 0, 0, 2],
+            bytes[..bytes.len() / 2].to_vec(),
+            bytes[..bytes.len() - 1].to_vec(),
+            longer,
+            with(3, 1),
+            with(3, 3),
+            // The last_seq option tag.
+            with(4, 2),
+            b"{\"format_version\":1,\"last_seq\":1}".to_vec(),
         ] {
-            assert!(State::decode_snapshot(bad.as_bytes()).is_err(), "{bad}");
+            assert!(State::decode_snapshot(&bad).is_err(), "{bad:?}");
+            assert!(!decoded.snapshot_matches(&bad).unwrap());
         }
+        // Every single-byte change is refused or decodes to another state
+        // (never a panic).
+        for (at, byte) in bytes.iter().enumerate().take(4096) {
+            let changed = with(at, byte ^ 0x01);
+            if let Ok(other) = State::decode_snapshot(&changed) {
+                assert_eq!(other.encode_snapshot().unwrap(), changed);
+            }
+        }
+    }
+
+    /// A small state's snapshot, byte for byte, as schema/FORMAT.md
+    /// section 7 spells it: a change here is a new format version.
+    #[test]
+    fn snapshot_bytes_are_the_documented_ones() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]).verifying_key();
+        let mut fund = FundState {
+            def: FundCreate {
+                fund: "f".into(),
+                name: "F".into(),
+                currency: "USD".into(),
+                jurisdiction: "AE".into(),
+                vintage: 2024,
+                management_fee_rate: "0.02".into(),
+                management_fee_basis: "committed".into(),
+                date: "2024-01-01".into(),
+            },
+            currency: Currency::from_code("USD").unwrap(),
+            created_seq: 1,
+            balances: BTreeMap::from([(AccountKey::new(Account::Cash, ""), Decimal::new(500, 2))]),
+            calls: Vec::new(),
+            flows: BTreeMap::new(),
+            last_date: Some(parse_date("2024-01-02").unwrap()),
+            partner_ids: Vec::new(),
+        };
+        let a = fund.intern("a");
+        fund.calls.push(CallState {
+            number: 1,
+            seq: 3,
+            purpose: "investment",
+            date: parse_date("2024-01-02").unwrap(),
+            due_date: parse_date("2024-02-01").unwrap(),
+            reversed: false,
+            shares: CallShares::new(vec![(
+                a.clone(),
+                CallShare {
+                    called: Decimal::new(150, 2),
+                    paid: Decimal::new(0, 2),
+                },
+            )]),
+        });
+        fund.flows.insert(
+            (a, parse_date("2024-01-02").unwrap()),
+            (Decimal::new(150, 2), Decimal::new(-25, 2)),
+        );
+        let state = State {
+            last_seq: Some(7),
+            origin: Some("o".into()),
+            keys: BTreeMap::from([(
+                key_id(&key),
+                KeyRecord {
+                    key_id: key_id(&key),
+                    name: "k".into(),
+                    public_key: key,
+                    role: "administrator".into(),
+                    partner: None,
+                    enrolled_seq: 0,
+                    revoked_seq: None,
+                },
+            )]),
+            policy: Policy { rules: vec![] },
+            policy_seq: None,
+            funds: BTreeMap::from([("f".to_string(), fund)]),
+            partners: BTreeMap::new(),
+            startups: BTreeMap::new(),
+            reversed: HashSet::from([5]),
+        };
+        let def = r#"{"currency":"USD","date":"2024-01-01","fund":"f","jurisdiction":"AE","management_fee_basis":"committed","management_fee_rate":"0.02","name":"F","vintage":2024}"#;
+        let expected = [
+            "00000002".to_string(),                                 // format version
+            "01 0000000000000007".into(),                           // last_seq
+            "01 00000001 6f".into(),                                // origin "o"
+            "00000001".into(),                                      // one key:
+            "00000001 6b".into(),                                   //   name "k"
+            hex::encode(key.as_bytes()),                            //   raw public key
+            format!("0000000d {}", hex::encode("administrator")),   // role
+            "00 0000000000000000 00".into(), //   partner, enrolled_seq, revoked_seq
+            format!("0000000c {}", hex::encode(r#"{"rules":[]}"#)), // policy
+            "00".into(),                     // policy_seq
+            "00000001".into(),               // one fund:
+            format!("{:08x} {}", def.len(), hex::encode(def)), // fund.create
+            "0000000000000001".into(),       //   created_seq
+            "00000001 00 00000000 0202 01f4".into(), //   balances: cash 5.00
+            "00000001 00000001 61".into(),   //   partner list ["a"]
+            "00000001 0000000000000003".into(), //   one call: seq 3,
+            format!("0000000a {}", hex::encode("investment")), // purpose,
+            "07e8 01 02 07e8 02 01 00".into(), //   dates, not reversed,
+            "00000001 0000 0201 96 0200".into(), //   a: called 1.50, paid 0.00
+            "00000001 0000 07e8 01 02 0201 96 8201 19".into(), // flow a 2024-01-02 1.50 -0.25
+            "01 07e8 01 02".into(),          //   last_date
+            "00000000 00000000".into(),      // partners, startups
+            "00000001 0000000000000005".into(), // reversed
+        ]
+        .concat()
+        .replace(' ', "");
+        let bytes = state.encode_snapshot().unwrap();
+        assert_eq!(hex::encode(&bytes), expected);
+        let back = State::decode_snapshot(&bytes).unwrap();
+        assert_eq!(back.encode_snapshot().unwrap(), bytes);
+        assert_eq!(
+            back.funds["f"].calls[0].shares["a"].called,
+            Decimal::new(150, 2)
+        );
+        // A share naming a position beyond the partner list, or a list
+        // entry nothing names, is refused.
+        let share = expected.find("00000001000002019602").unwrap();
+        assert_eq!(share % 2, 0);
+        let mut beyond = bytes.clone();
+        beyond[share / 2 + 5] = 1;
+        assert!(State::decode_snapshot(&beyond)
+            .unwrap_err()
+            .to_string()
+            .contains("not in its fund's list"));
+        let mut unnamed = back;
+        unnamed
+            .funds
+            .get_mut("f")
+            .unwrap()
+            .partner_ids
+            .push(Arc::new("b".into()));
+        let unnamed = unnamed.encode_snapshot().unwrap();
+        assert!(State::decode_snapshot(&unnamed)
+            .unwrap_err()
+            .to_string()
+            .contains("named by no call or flow"));
+    }
+
+    #[test]
+    fn snapshot_decimals_keep_sign_and_scale() {
+        let mut state = State::default();
+        let mut fund = FundState {
+            def: FundCreate {
+                fund: "f".into(),
+                name: "F".into(),
+                currency: "USD".into(),
+                jurisdiction: "AE".into(),
+                vintage: 2024,
+                management_fee_rate: "0.02".into(),
+                management_fee_basis: "committed".into(),
+                date: "2024-01-01".into(),
+            },
+            currency: Currency::from_code("USD").unwrap(),
+            created_seq: 1,
+            balances: BTreeMap::new(),
+            calls: Vec::new(),
+            flows: BTreeMap::new(),
+            last_date: None,
+            partner_ids: Vec::new(),
+        };
+        let mut negative_zero = Decimal::new(0, 2);
+        negative_zero.set_sign_negative(true);
+        for (i, d) in [
+            Decimal::new(0, 0),
+            Decimal::new(0, 2),
+            negative_zero,
+            Decimal::new(-12345, 2),
+            Decimal::new(1, 28),
+            Decimal::MAX,
+            Decimal::MIN,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            fund.balances
+                .insert(AccountKey::new(Account::Capital, &format!("p{i}")), d);
+        }
+        state.funds.insert("f".into(), fund);
+        let bytes = state.encode_snapshot().unwrap();
+        let back = State::decode_snapshot(&bytes).unwrap();
+        let texts = |s: &State| -> Vec<String> {
+            s.funds["f"]
+                .balances
+                .values()
+                .map(|d| d.to_string())
+                .collect()
+        };
+        assert_eq!(texts(&back), texts(&state));
+        assert!(texts(&back).contains(&negative_zero.to_string()));
     }
 
     #[test]

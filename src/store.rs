@@ -442,6 +442,31 @@ impl Store {
         snapshot(&self.conn)
     }
 
+    /// The first `n` bytes (fewer when it is shorter) of the state
+    /// snapshot's state, read without the rest of it; None when
+    /// [`Store::snapshot`] would read none.
+    pub fn snapshot_prefix(&self, n: usize) -> Result<Option<Vec<u8>>> {
+        let row: Option<(i64, i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT rowid, seq, length(entry_hash) FROM state_snapshot WHERE id = 1",
+            )?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let Some((rowid, seq, 32)) = row else {
+            return Ok(None);
+        };
+        if seq < 0 {
+            return Ok(None);
+        }
+        let blob = self
+            .conn
+            .blob_open("main", "state_snapshot", "state", rowid, true)?;
+        let mut prefix = vec![0; n.min(blob.len())];
+        blob.read_at_exact(&mut prefix, 0)?;
+        Ok(Some(prefix))
+    }
+
     /// Replace the state snapshot in its own IMMEDIATE transaction.
     pub fn write_snapshot(&mut self, snapshot: &StoredSnapshot) -> Result<()> {
         let tx = self
@@ -542,6 +567,27 @@ impl AppendTx<'_> {
         write_snapshot(&self.tx, snapshot)
     }
 
+    /// Replace the state snapshot inside this append transaction, its
+    /// `len` bytes of state streamed by `write` straight into the row (no
+    /// copy of them in memory). Either the whole row is replaced, or (on
+    /// any error, or when `write` writes other than `len` bytes) the
+    /// previous row stays.
+    pub fn write_snapshot_streamed(
+        &self,
+        seq: u64,
+        entry_hash: &[u8; 32],
+        len: usize,
+        write: impl FnOnce(&mut dyn std::io::Write) -> Result<()>,
+    ) -> Result<()> {
+        self.tx.execute_batch("SAVEPOINT snapshot")?;
+        let written = write_snapshot_streamed(&self.tx, seq, entry_hash, len, write);
+        if written.is_err() {
+            self.tx.execute_batch("ROLLBACK TO snapshot")?;
+        }
+        self.tx.execute_batch("RELEASE snapshot")?;
+        written
+    }
+
     pub fn commit(self) -> Result<()> {
         self.tx.commit()?;
         Ok(())
@@ -614,6 +660,30 @@ fn write_snapshot(conn: &Connection, snapshot: &StoredSnapshot) -> Result<()> {
         "INSERT OR REPLACE INTO state_snapshot (id, seq, entry_hash, state) VALUES (1, ?1, ?2, ?3)",
     )?;
     stmt.execute(params![seq, &snapshot.entry_hash[..], snapshot.state])?;
+    Ok(())
+}
+
+fn write_snapshot_streamed(
+    conn: &Connection,
+    seq: u64,
+    entry_hash: &[u8; 32],
+    len: usize,
+    write: impl FnOnce(&mut dyn std::io::Write) -> Result<()>,
+) -> Result<()> {
+    let seq = i64::try_from(seq).map_err(|_| Error::input("sequence number too large"))?;
+    let size = i32::try_from(len).map_err(|_| Error::input("the state snapshot is too large"))?;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO state_snapshot (id, seq, entry_hash, state) VALUES (1, ?1, ?2, zeroblob(?3))",
+    )?
+    .execute(params![seq, &entry_hash[..], size])?;
+    let mut blob = conn.blob_open("main", "state_snapshot", "state", 1, false)?;
+    write(&mut blob)?;
+    if std::io::Seek::stream_position(&mut blob).ok() != Some(len as u64) {
+        return Err(Error::new(
+            ErrorKind::Store,
+            "the state snapshot was not written to its full length",
+        ));
+    }
     Ok(())
 }
 
@@ -845,5 +915,37 @@ mod tests {
         let conn = Connection::open(&path).unwrap();
         assert!(conn.execute("UPDATE entries SET kind = 'x'", []).is_err());
         assert!(conn.execute("DELETE FROM entries", []).is_err());
+    }
+
+    #[test]
+    fn a_streamed_snapshot_replaces_the_row_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::create(&dir.path().join("l.sqlite")).unwrap();
+        let tx = store.begin_append().unwrap();
+        let io = |e: std::io::Error| Error::format(e.to_string());
+        tx.write_snapshot_streamed(3, &[1; 32], 5, |out| out.write_all(b"hello").map_err(io))
+            .unwrap();
+        // A writer that fails, or writes too little or too much, leaves the
+        // previous row.
+        for (bytes, fails) in [(&b"par"[..], true), (b"shor", false), (b"too long", false)] {
+            let written = tx.write_snapshot_streamed(9, &[2; 32], 5, |out| {
+                out.write_all(bytes).map_err(io)?;
+                match fails {
+                    true => Err(Error::format("cannot encode")),
+                    false => Ok(()),
+                }
+            });
+            assert!(written.is_err(), "{bytes:?}");
+        }
+        tx.commit().unwrap();
+        let snapshot = store.snapshot().unwrap().unwrap();
+        assert_eq!(
+            (snapshot.seq, snapshot.entry_hash, snapshot.state),
+            (3, [1; 32], b"hello".to_vec())
+        );
+        assert_eq!(store.snapshot_prefix(3).unwrap(), Some(b"hel".to_vec()));
+        assert_eq!(store.snapshot_prefix(64).unwrap(), Some(b"hello".to_vec()));
+        let empty = Store::create(&dir.path().join("empty.sqlite")).unwrap();
+        assert_eq!(empty.snapshot_prefix(64).unwrap(), None);
     }
 }

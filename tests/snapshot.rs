@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use fundledger::event::{Attest, Event};
 use fundledger::ledger::{Ledger, SNAPSHOT_INTERVAL_ENTRIES};
-use fundledger::state::{Account, State};
+use fundledger::state::{Account, AccountKey, State, SNAPSHOT_FORMAT_VERSION};
 use fundledger::store::Store;
 
 /// Attest entries appended after the demo: more than two snapshot intervals.
@@ -66,19 +66,13 @@ fn full_replay(path: &Path) -> State {
     Ledger::open_read_only(&copy).unwrap().state().clone()
 }
 
-fn snapshot_row(path: &Path) -> (u64, Vec<u8>, String) {
+fn snapshot_row(path: &Path) -> (u64, Vec<u8>, Vec<u8>) {
     Connection::open(path)
         .unwrap()
         .query_row(
             "SELECT seq, entry_hash, state FROM state_snapshot",
             [],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)? as u64,
-                    r.get(1)?,
-                    String::from_utf8(r.get::<_, Vec<u8>>(2)?).unwrap(),
-                ))
-            },
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?)),
         )
         .unwrap()
 }
@@ -94,18 +88,19 @@ fn cash(state: &State) -> Vec<String> {
 /// Change the first fund's cash balance inside the stored snapshot (still
 /// a canonical, decodable encoding).
 fn tamper_cash(path: &Path) {
-    let (_, _, text) = snapshot_row(path);
-    let marker = "[\"cash\",\"\",\"";
-    let start = text.find(marker).expect("the demo fund holds cash") + marker.len();
-    let end = start + text[start..].find('"').unwrap();
-    let tampered = format!("{}{}{}", &text[..start], "987654321.00", &text[end..]);
-    assert_ne!(tampered, text);
+    let (_, _, bytes) = snapshot_row(path);
+    let mut state = State::decode_snapshot(&bytes).unwrap();
+    let fund = state.funds.values_mut().next().unwrap();
+    assert!(!fund.cash().is_zero(), "the demo fund holds cash");
+    fund.balances.insert(
+        AccountKey::new(Account::Cash, ""),
+        "987654321.00".parse().unwrap(),
+    );
+    let tampered = state.encode_snapshot().unwrap();
+    assert_ne!(tampered, bytes);
     Connection::open(path)
         .unwrap()
-        .execute(
-            "UPDATE state_snapshot SET state = ?1",
-            params![tampered.into_bytes()],
-        )
+        .execute("UPDATE state_snapshot SET state = ?1", params![tampered])
         .unwrap();
 }
 
@@ -265,4 +260,78 @@ fn opening_for_writing_adds_a_missing_snapshot_at_the_head() {
             .unwrap(),
         ledger.state().encode_snapshot().unwrap()
     );
+}
+
+/// What a format-version-1 snapshot looked like: compact JSON.
+fn version_1_snapshot(seq: u64) -> Vec<u8> {
+    format!(
+        "{{\"format_version\":1,\"last_seq\":{seq},\"origin\":\"old\",\"keys\":[],\"policy\":{{\"rules\":[]}},\"policy_seq\":null,\"funds\":[],\"partners\":[],\"startups\":[],\"reversed\":[]}}"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn a_snapshot_of_the_older_format_is_replayed_past_verified_and_replaced() {
+    let (dir, path) = big_ledger();
+    let (seq, _, current) = snapshot_row(&path);
+    assert_eq!(current[..4], SNAPSHOT_FORMAT_VERSION.to_be_bytes());
+    assert_eq!(SNAPSHOT_FORMAT_VERSION, 2);
+    let full = full_replay(&path);
+    // As the previous version left it: the row names the right entry, but
+    // holds JSON this version does not read.
+    Connection::open(&path)
+        .unwrap()
+        .execute(
+            "UPDATE state_snapshot SET state = ?1",
+            params![version_1_snapshot(seq)],
+        )
+        .unwrap();
+    assert!(State::decode_snapshot(&version_1_snapshot(seq)).is_err());
+
+    // Open replays from genesis; verify does not compare the old snapshot.
+    let opened = Ledger::open_read_only(&path).unwrap().state().clone();
+    assert_eq!(cash(&opened), cash(&full));
+    assert_eq!(
+        opened.encode_snapshot().unwrap(),
+        full.encode_snapshot().unwrap()
+    );
+    let (code, report) = verify_json(dir.path(), &path);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["status"], "intact", "{report}");
+
+    // The row's entry hash is still checked.
+    Connection::open(&path)
+        .unwrap()
+        .execute(
+            "UPDATE state_snapshot SET entry_hash = ?1",
+            params![vec![0xabu8; 32]],
+        )
+        .unwrap();
+    let (code, report) = verify_json(dir.path(), &path);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["failure"]["check"], "snapshot", "{report}");
+    let head = full.last_seq.unwrap();
+    Connection::open(&path)
+        .unwrap()
+        .execute(
+            "UPDATE state_snapshot SET entry_hash = ?1",
+            params![
+                Store::open_read_only(&path)
+                    .unwrap()
+                    .get(seq)
+                    .unwrap()
+                    .unwrap()
+                    .entry_hash
+            ],
+        )
+        .unwrap();
+
+    // A writable open replaces it with the current format, at the head.
+    let ledger = Ledger::open(&path).unwrap();
+    let snapshot = ledger.store().snapshot().unwrap().unwrap();
+    assert_eq!(snapshot.seq, head);
+    assert!(ledger.state().snapshot_matches(&snapshot.state).unwrap());
+    drop(ledger);
+    let (code, report) = verify_json(dir.path(), &path);
+    assert_eq!(code, 0, "{report}");
 }
