@@ -1649,6 +1649,7 @@ fn head_history(
     fund: &str,
     as_of: Option<time::Date>,
     from: Option<time::Date>,
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<History> {
     let head = ledger.tree_head()?;
     let history = History::load(
@@ -1659,6 +1660,7 @@ fn head_history(
             as_of,
             from,
         },
+        progress,
     )?;
     if history.state.root_hash != head.root_hash {
         return Err(Error::new(
@@ -1673,15 +1675,17 @@ fn head_history(
     Ok(history)
 }
 
-/// Load the fund's history at the ledger's head (see [`head_history`]).
+/// Load the fund's history at the ledger's head (see [`head_history`]);
+/// `progress` is called with the entries read and the total.
 pub fn load_at_head(
     ledger: &Ledger,
     fund: &str,
     as_of: Option<time::Date>,
     from: Option<time::Date>,
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<History> {
     ledger.state().fund(fund)?;
-    head_history(ledger, fund, as_of, from)
+    head_history(ledger, fund, as_of, from, progress)
 }
 
 /// What an export wrote.
@@ -1768,9 +1772,10 @@ pub fn export_csv(
     options: CsvOptions,
     signer: &SigningKey,
     out: &Path,
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Written> {
     check_signer(ledger, signer)?;
-    let history = load_at_head(ledger, fund, options.as_of, options.from)?;
+    let history = load_at_head(ledger, fund, options.as_of, options.from, progress)?;
     let files = csv_files(&history, options.excel)?;
     write_signed_dir(
         out,
@@ -1832,7 +1837,11 @@ pub struct TrustAnchors<'a> {
 
 /// Recompute a CSV export from its manifest: the ledger state at its tree
 /// size and the files.
-pub fn recompute_csv(ledger: &Ledger, m: &Manifest) -> Result<(LedgerState, Vec<ExportFile>)> {
+pub fn recompute_csv(
+    ledger: &Ledger,
+    m: &Manifest,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(LedgerState, Vec<ExportFile>)> {
     let history = History::load(
         ledger,
         &Scope {
@@ -1841,6 +1850,7 @@ pub fn recompute_csv(ledger: &Ledger, m: &Manifest) -> Result<(LedgerState, Vec<
             as_of: m.as_of,
             from: m.from,
         },
+        progress,
     )?;
     let files = csv_files(&history, m.excel)?;
     Ok((history.state, files))
@@ -1862,7 +1872,11 @@ fn first_difference(a: &[u8], b: &[u8]) -> String {
 /// the ledger holds the state the MANIFEST names and that recomputing the
 /// export there gives the same bytes. Problems are findings (exit 1);
 /// errors are reasons it could not run (exit 2).
-pub fn verify_export(dir: &Path, anchors: &TrustAnchors<'_>) -> Result<ExportCheck> {
+pub fn verify_export(
+    dir: &Path,
+    anchors: &TrustAnchors<'_>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ExportCheck> {
     if anchors.ledger.is_none() && anchors.trusted_key.is_none() {
         return Err(
             Error::input("nothing to check the MANIFEST's signature against").with_hint(
@@ -2071,8 +2085,8 @@ pub fn verify_export(dir: &Path, anchors: &TrustAnchors<'_>) -> Result<ExportChe
             return Ok(check);
         }
         let recomputed = match manifest.kind {
-            ExportKind::Csv => recompute_csv(ledger, &manifest),
-            ExportKind::Report => crate::report::recompute(ledger, &manifest),
+            ExportKind::Csv => recompute_csv(ledger, &manifest, progress),
+            ExportKind::Report => crate::report::recompute(ledger, &manifest, progress),
         };
         let (state, files) = match recomputed {
             Ok(done) => done,
@@ -2159,15 +2173,19 @@ pub fn write_demo_outputs(
     out: &Path,
     key: &SigningKey,
 ) -> Result<String> {
+    let quiet = &mut |_: u64, _: u64| {};
     let written = export_csv(
         ledger,
         fund,
         CsvOptions::default(),
         key,
         &out.join("export"),
+        quiet,
     )?;
-    let report = crate::report::write_report(ledger, fund, None, Some(key), &out.join("report"))?;
-    let journal = crate::hledger::write_journal(ledger, fund, None, &out.join("fund.journal"))?;
+    let report =
+        crate::report::write_report(ledger, fund, None, Some(key), &out.join("report"), quiet)?;
+    let journal =
+        crate::hledger::write_journal(ledger, fund, None, &out.join("fund.journal"), quiet)?;
     Ok(format!(
         "\nExports (ledger state: tree size {}, root {}):\n  {} ({} CSV files and a signed MANIFEST)\n  {}\n  {} ({} transactions)\n",
         written.state.tree_size,

@@ -259,9 +259,17 @@ fn internal(message: impl Into<String>) -> Error {
     )
 }
 
+/// Entries between two progress calls while a history is read.
+const PROGRESS_EVERY: u64 = 4096;
+
 impl History {
     /// Read the fund's history at `scope.tree_size` (see the module docs).
-    pub fn load(ledger: &Ledger, scope: &Scope) -> Result<History> {
+    /// `progress` is called with the entries read so far and the total.
+    pub fn load(
+        ledger: &Ledger,
+        scope: &Scope,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<History> {
         if scope.tree_size == 0 {
             return Err(Error::input("a tree size of 0 describes no ledger state"));
         }
@@ -293,6 +301,9 @@ impl History {
                     format!("expected entry {expected_seq}, found entry {}", row.seq),
                 )
                 .with_hint("run `fundledger verify`"));
+            }
+            if expected_seq % PROGRESS_EVERY == 0 {
+                progress(expected_seq, scope.tree_size);
             }
             tree.push(&row.record)
                 .map_err(|e| Error::format(e.to_string()))?;
@@ -416,6 +427,7 @@ impl History {
             });
             Ok(true)
         })?;
+        progress(expected_seq, scope.tree_size);
         if expected_seq != scope.tree_size {
             return Err(Error::new(
                 ErrorKind::Verification,

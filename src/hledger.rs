@@ -155,8 +155,9 @@ pub fn write_journal(
     fund: &str,
     as_of: Option<time::Date>,
     out: &Path,
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<usize> {
-    let history = crate::export::load_at_head(ledger, fund, as_of, None)?;
+    let history = crate::export::load_at_head(ledger, fund, as_of, None, progress)?;
     let (text, count) = journal_text(&history)?;
     let temp = out.with_extension(format!("partial-{}", std::process::id()));
     std::fs::write(&temp, text)

@@ -99,17 +99,9 @@ fn run(cli: &Cli) -> Result<u8> {
                     None => Vec::new(),
                 },
             };
-            let show_progress = !json && std::io::stderr().is_terminal();
-            let mut progress = |done: u64, total: u64| {
-                if show_progress {
-                    eprint!("\rverifying {done}/{total} entries");
-                    let _ = std::io::stderr().flush();
-                }
-            };
-            let report = verify::verify_with(&store, &options, &mut progress)?;
-            if show_progress {
-                eprintln!();
-            }
+            let mut progress = Progress::new("verifying", *json);
+            let report = verify::verify_with(&store, &options, &mut |d, t| progress.update(d, t))?;
+            progress.finish();
             if *json {
                 print_json(&report);
             } else if let Some(f) = &report.failure {
@@ -769,6 +761,40 @@ fn file_stem(path: &Path) -> String {
         .unwrap_or_else(|| "key".into())
 }
 
+/// Progress of a long pass over the ledger's entries, on stderr: shown
+/// only when stderr is a terminal (and the output is not JSON), so piped
+/// and scripted runs stay silent.
+struct Progress {
+    label: &'static str,
+    enabled: bool,
+    shown: bool,
+}
+
+impl Progress {
+    fn new(label: &'static str, json: bool) -> Progress {
+        Progress {
+            label,
+            enabled: !json && std::io::stderr().is_terminal(),
+            shown: false,
+        }
+    }
+
+    fn update(&mut self, done: u64, total: u64) {
+        if self.enabled {
+            eprint!("\r{} {done}/{total} entries", self.label);
+            let _ = std::io::stderr().flush();
+            self.shown = true;
+        }
+    }
+
+    /// End the progress line (before the command prints its result).
+    fn finish(self) {
+        if self.shown {
+            eprintln!();
+        }
+    }
+}
+
 fn print_json<T: serde::Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
         Ok(text) => println!("{text}"),
@@ -1182,7 +1208,11 @@ fn export_command(cli: &Cli, command: &cli::ExportCommand) -> Result<u8> {
                 excel: *excel,
             };
             let ledger = Ledger::open_read_only(&cli.ledger)?;
-            let written = export::export_csv(&ledger, fund, options, &key, out)?;
+            let mut progress = Progress::new("reading", false);
+            let written = export::export_csv(&ledger, fund, options, &key, out, &mut |d, t| {
+                progress.update(d, t)
+            })?;
+            progress.finish();
             println!(
                 "wrote {} CSV files and a signed MANIFEST to {} (ledger state: tree size {}, root {})",
                 written.files.len(),
@@ -1194,8 +1224,15 @@ fn export_command(cli: &Cli, command: &cli::ExportCommand) -> Result<u8> {
         }
         cli::ExportCommand::Hledger { fund, out, as_of } => {
             let ledger = Ledger::open_read_only(&cli.ledger)?;
-            let count =
-                fundledger::hledger::write_journal(&ledger, fund, optional_date(as_of)?, out)?;
+            let mut progress = Progress::new("reading", false);
+            let count = fundledger::hledger::write_journal(
+                &ledger,
+                fund,
+                optional_date(as_of)?,
+                out,
+                &mut |d, t| progress.update(d, t),
+            )?;
+            progress.finish();
             println!("wrote {} ({count} transactions)", out.display());
             Ok(0)
         }
@@ -1206,8 +1243,16 @@ fn export_command(cli: &Cli, command: &cli::ExportCommand) -> Result<u8> {
 fn report_command(cli: &Cli, fund: &str, out: &Path, as_of: &Option<String>) -> Result<u8> {
     let key = cli.key.as_deref().map(load_key).transpose()?;
     let ledger = Ledger::open_read_only(&cli.ledger)?;
-    let html =
-        fundledger::report::write_report(&ledger, fund, optional_date(as_of)?, key.as_ref(), out)?;
+    let mut progress = Progress::new("reading", false);
+    let html = fundledger::report::write_report(
+        &ledger,
+        fund,
+        optional_date(as_of)?,
+        key.as_ref(),
+        out,
+        &mut |d, t| progress.update(d, t),
+    )?;
+    progress.finish();
     println!(
         "wrote {} and {}{}",
         html.display(),
@@ -1240,13 +1285,16 @@ fn verify_export_command(cli: &Cli, dir: &Path, trusted_key: Option<&Path>) -> R
     } else {
         None
     };
+    let mut progress = Progress::new("recomputing", false);
     let check = export::verify_export(
         dir,
         &export::TrustAnchors {
             ledger: ledger.as_ref(),
             trusted_key: trusted.as_ref(),
         },
+        &mut |d, t| progress.update(d, t),
     )?;
+    progress.finish();
     if let Some(m) = &check.manifest {
         println!(
             "{}: {} export of fund {} (as of {}) from {} at tree size {}",

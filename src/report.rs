@@ -1477,11 +1477,12 @@ pub fn write_report(
     as_of: Option<time::Date>,
     signer: Option<&SigningKey>,
     out: &Path,
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<PathBuf> {
     if let Some(key) = signer {
         export::check_export_signer(ledger, key)?;
     }
-    let history = export::load_at_head(ledger, fund, as_of, None)?;
+    let history = export::load_at_head(ledger, fund, as_of, None, progress)?;
     let state: LedgerState = history.state.clone();
     let files = report_files(ledger, history)?;
     let options = CsvOptions {
@@ -1503,7 +1504,11 @@ pub fn write_report(
 
 /// Recompute a signed report from its manifest (for verify-export): the
 /// ledger state at its tree size and the files.
-pub fn recompute(ledger: &Ledger, m: &Manifest) -> Result<(LedgerState, Vec<ExportFile>)> {
+pub fn recompute(
+    ledger: &Ledger,
+    m: &Manifest,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(LedgerState, Vec<ExportFile>)> {
     if m.from.is_some() || m.excel {
         return Err(Error::input(
             "a report manifest must say from start and excel false",
@@ -1517,6 +1522,7 @@ pub fn recompute(ledger: &Ledger, m: &Manifest) -> Result<(LedgerState, Vec<Expo
             as_of: m.as_of,
             from: None,
         },
+        progress,
     )?;
     let state = history.state.clone();
     Ok((state, report_files(ledger, history)?))

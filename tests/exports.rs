@@ -434,6 +434,9 @@ impl Tricky {
     fn ok(&self, key: &str, args: &[&str]) -> String {
         let (code, out, err) = self.run(key, args);
         assert_eq!(code, 0, "{args:?} exited {code}\n{out}\n{err}");
+        // Piped, a command that succeeds writes nothing to stderr: no
+        // progress display (that is for terminals only).
+        assert!(err.is_empty(), "{args:?} wrote to stderr: {err}");
         out
     }
 

@@ -306,7 +306,7 @@ fn record_byte_flips_swaps_and_forgeries_are_detected() {
 /// Cutting entries off the end of the chain.
 /// A ledger long enough for verify's pipeline to run several steps
 /// (decoding, rules and batch signature checks overlap across steps of
-/// 4096 entries): genesis, a recorder's enrollment, then attestations.
+/// 2048 entries): genesis, a recorder's enrollment, then attestations.
 fn long_ledger(dir: &Path) -> PathBuf {
     use fundledger::event::{Attest, KeyEnroll};
     use fundledger::ledger::AppendRequest;
@@ -372,7 +372,7 @@ fn verify_names_the_first_failure_across_pipeline_steps() {
     let cases: [(&[i64], &[i64], i64, &str); 6] = [
         (&[9000], &[], 9000, "signature"),
         (&[3], &[], 3, "signature"),
-        // Both in the second step: the earlier one.
+        // Both in one step: the earlier one.
         (&[5000], &[6000], 5000, "signature"),
         (&[6000], &[5000], 5000, "column.kind"),
         // The signature is checked while the next step's rules are: the
