@@ -533,14 +533,18 @@ impl Ledger {
     }
 }
 
-/// Most entries one batch append holds in memory before it writes them:
-/// bounds memory (each pending entry is about a kilobyte) whatever the
-/// batch size the caller passes.
-pub const BATCH_CHUNK_ENTRIES: usize = 8192;
+/// Most entries one batch append writes in one transaction (memory is
+/// bounded by the signing groups in flight, not by this): the state snapshot
+/// is written and the signing pipeline drained once per chunk.
+pub const BATCH_CHUNK_ENTRIES: usize = 32768;
 
 /// Entries whose signatures are made together while the next ones are
 /// checked and hashed (batch append's pipeline).
 const SIGNING_GROUP_ENTRIES: usize = 1024;
+
+/// Groups being signed while this thread checks the next one: more than
+/// one, so that a slow group does not stall the checking.
+const SIGNING_GROUPS_IN_FLIGHT: usize = 2;
 
 /// A batch entry checked and hashed, waiting for its signatures: the
 /// content, its hash and the idempotency key.
@@ -711,7 +715,7 @@ impl Ledger {
                     // Check twice: each signing thread verifies what it made.
                     let handle = scope.spawn(move || sign_parallel(&hashes, signers));
                     in_flight.push_back((handle, drafts));
-                    if in_flight.len() > 1 {
+                    if in_flight.len() > SIGNING_GROUPS_IN_FLIGHT {
                         if let Some(done) = in_flight.pop_front() {
                             store_group(&tx, done)?;
                         }

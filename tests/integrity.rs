@@ -361,6 +361,55 @@ fn verify_long(path: &Path) -> fundledger::verify::Report {
 }
 
 #[test]
+fn a_refused_event_rolls_its_batch_back_while_groups_are_being_signed() {
+    use fundledger::event::Attest;
+    let dir = tempfile::tempdir().unwrap();
+    let path = long_ledger(dir.path());
+    let recorder = ed25519_dalek::SigningKey::from_bytes(&[2; 32]);
+    let mut ledger = Ledger::open(&path).unwrap();
+    let attest = |i: u64, sha256: String| {
+        let event = Event::Attest(Attest {
+            file_name: format!("g{i}.pdf"),
+            sha256,
+            size: i,
+            note: "n".into(),
+        });
+        (event, None)
+    };
+    // Event 2500 is refused (not a SHA-256) after two groups of 1024 were
+    // handed to the signing threads.
+    let events = (0..3000)
+        .map(|i| {
+            attest(
+                i,
+                if i == 2500 {
+                    "xyz".into()
+                } else {
+                    "cd".repeat(32)
+                },
+            )
+        })
+        .collect();
+    let err = ledger.append_batch(events, &[&recorder], 3).unwrap_err();
+    assert!(
+        err.message().starts_with("batch event 2500: "),
+        "{}",
+        err.message()
+    );
+    assert_eq!(ledger.store().count().unwrap(), LONG_ENTRIES);
+    assert_eq!(ledger.state().last_seq, Some(LONG_ENTRIES - 1));
+    // The ledger goes on from where it was.
+    let done = ledger
+        .append_batch(vec![attest(1, "cd".repeat(32))], &[&recorder], 3)
+        .unwrap();
+    assert_eq!(done[0].seq(), LONG_ENTRIES);
+    drop(ledger);
+    let report = verify_long(&path);
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.entries_verified, LONG_ENTRIES + 1);
+}
+
+#[test]
 fn verify_names_the_first_failure_across_pipeline_steps() {
     let dir = tempfile::tempdir().unwrap();
     let path = long_ledger(dir.path());
