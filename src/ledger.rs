@@ -676,7 +676,22 @@ impl Ledger {
                 }
                 if fresh {
                     state.authorize(next_seq, &event, ids).map_err(at)?;
-                    let lookup = lookup_in(|s| tx.get(s));
+                    // Entries of this chunk that are not stored yet (a
+                    // reversal may name one) are read from the pipeline.
+                    let stored = lookup_in(|s| tx.get(s));
+                    let lookup = |s: u64| -> Result<Option<(String, Body)>> {
+                        let pending = group
+                            .iter()
+                            .chain(in_flight.iter().flat_map(|(_, drafts)| drafts.iter()))
+                            .find(|(content, _, _)| content.seq == s);
+                        match pending {
+                            Some((content, _, _)) => Ok(Some((
+                                content.kind.clone(),
+                                Body::decode(&content.kind, &content.body)?,
+                            ))),
+                            None => stored(s),
+                        }
+                    };
                     let prepared = state.prepare(next_seq, &event, &lookup).map_err(at)?;
                     let content = Content {
                         origin: origin.clone(),

@@ -410,6 +410,70 @@ fn a_refused_event_rolls_its_batch_back_while_groups_are_being_signed() {
 }
 
 #[test]
+fn a_batch_may_reverse_an_entry_it_appended_itself() {
+    use fundledger::event::{FundCreate, PartnerAdd, Reversal};
+    let dir = tempfile::tempdir().unwrap();
+    let path = long_ledger(dir.path());
+    let recorder = ed25519_dalek::SigningKey::from_bytes(&[2; 32]);
+    let mut ledger = Ledger::open(&path).unwrap();
+    let mut events: Vec<(Event, Option<String>)> = vec![
+        Event::FundCreate(FundCreate {
+            fund: "f1".into(),
+            name: "Fund One".into(),
+            currency: "USD".into(),
+            jurisdiction: "AE".into(),
+            vintage: 2024,
+            management_fee_rate: "0.02".into(),
+            management_fee_basis: "committed".into(),
+            date: "2024-01-01".into(),
+        }),
+        Event::PartnerAdd(PartnerAdd {
+            partner: "p1".into(),
+            legal_name: "Partner One".into(),
+            partner_type: "government".into(),
+            country: "AE".into(),
+            lei: None,
+            date: "2024-01-01".into(),
+        }),
+    ]
+    .into_iter()
+    .map(|e| (e, None))
+    .collect();
+    for _ in 0..3000 {
+        let event = Event::Commitment(FundAmount {
+            fund: "f1".into(),
+            partner: "p1".into(),
+            amount: "1.00".into(),
+            currency: "USD".into(),
+            date: "2024-01-01".into(),
+            memo: None,
+        });
+        events.push((event, None));
+    }
+    let reverse = |seq: u64| {
+        let event = Event::Reversal(Reversal {
+            seq,
+            reason: "entered twice".into(),
+            date: "2024-01-02".into(),
+        });
+        (event, None)
+    };
+    // Reversals of an entry of the group being checked, and of one three
+    // groups back (being signed, or stored but not committed).
+    let first = LONG_ENTRIES;
+    events.push(reverse(first + 3001));
+    events.push(reverse(first + 10));
+    let done = ledger.append_batch(events, &[&recorder], 3).unwrap();
+    assert_eq!(done.len(), 3004);
+    let fund = ledger.state().fund("f1").unwrap();
+    assert_eq!(fund.committed("p1").to_string(), "2998.00");
+    drop(ledger);
+    let report = verify_long(&path);
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.entries_verified, LONG_ENTRIES + 3004);
+}
+
+#[test]
 fn verify_names_the_first_failure_across_pipeline_steps() {
     let dir = tempfile::tempdir().unwrap();
     let path = long_ledger(dir.path());
