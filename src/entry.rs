@@ -406,6 +406,77 @@ mod tests {
         }
     }
 
+    /// A signature under secret scalar `a` whose `R` carries the torsion
+    /// point `t`: valid by the cofactored equation, not by the strict one.
+    fn signature_with_torsion_in_r(entry_hash: &Hash) -> SignatureCheck {
+        use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+        use curve25519_dalek::scalar::Scalar;
+        let a = Scalar::from_bytes_mod_order([5; 32]);
+        let public_key = (a * ED25519_BASEPOINT_POINT).compress().to_bytes();
+        let r = Scalar::from_bytes_mod_order([9; 32]);
+        let r_bytes = (r * ED25519_BASEPOINT_POINT + EIGHT_TORSION[1])
+            .compress()
+            .to_bytes();
+        let k = Scalar::from_bytes_mod_order_wide(
+            &sha2::Sha512::new()
+                .chain_update(r_bytes)
+                .chain_update(public_key)
+                .chain_update(signed_message(entry_hash))
+                .finalize()
+                .into(),
+        );
+        let mut signature = [0u8; 64];
+        signature[..32].copy_from_slice(&r_bytes);
+        signature[32..].copy_from_slice((r + k * a).as_bytes());
+        SignatureCheck {
+            public_key,
+            entry_hash: *entry_hash,
+            signature,
+        }
+    }
+
+    #[test]
+    fn batch_verification_accepts_exactly_what_single_verification_accepts() {
+        let keys: Vec<SigningKey> = (1..=3u8)
+            .map(|i| SigningKey::from_bytes(&[i; 32]))
+            .collect();
+        let mut checks: Vec<SignatureCheck> = (0..40u8)
+            .map(|i| {
+                let key = &keys[usize::from(i) % 3];
+                let hash = [i; 32];
+                SignatureCheck::new(&key.verifying_key(), &hash, &sign(key, &hash))
+            })
+            .collect();
+        let torsion = signature_with_torsion_in_r(&[77; 32]);
+        let strict = VerifyingKey::from_bytes(&torsion.public_key)
+            .unwrap()
+            .verify_strict(
+                &signed_message(&torsion.entry_hash),
+                &Signature::from_bytes(&torsion.signature),
+            );
+        assert!(strict.is_err(), "the strict rules refuse it");
+        checks.push(torsion);
+        assert!(checks.iter().all(SignatureCheck::verify));
+        assert_eq!(verify_signatures(&checks), None);
+        // Every kind of damage fails alone and is found in the batch.
+        let damages: [fn(&mut SignatureCheck); 6] = [
+            |c| c.signature[3] ^= 1,
+            |c| c.signature[40] ^= 1,
+            |c| c.signature[63] = 0xff,
+            |c| c.entry_hash[0] ^= 1,
+            |c| c.public_key = SigningKey::from_bytes(&[9; 32]).verifying_key().to_bytes(),
+            |c| c.signature[..32].copy_from_slice(&[0xff; 32]),
+        ];
+        for (n, damage) in damages.iter().enumerate() {
+            for at in [0, 17, 40] {
+                let mut copy = checks.clone();
+                damage(&mut copy[at]);
+                assert!(!copy[at].verify(), "damage {n} at {at}");
+                assert_eq!(verify_signatures(&copy), Some(at), "damage {n} at {at}");
+            }
+        }
+    }
+
     #[test]
     fn record_round_trips() {
         let key = SigningKey::from_bytes(&[1u8; 32]);
