@@ -406,32 +406,26 @@ mod tests {
         }
     }
 
-    /// A signature under secret scalar `a` whose `R` carries the torsion
-    /// point `t`: valid by the cofactored equation, not by the strict one.
-    fn signature_with_torsion_in_r(entry_hash: &Hash) -> SignatureCheck {
-        use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
-        use curve25519_dalek::scalar::Scalar;
-        let a = Scalar::from_bytes_mod_order([5; 32]);
-        let public_key = (a * ED25519_BASEPOINT_POINT).compress().to_bytes();
-        let r = Scalar::from_bytes_mod_order([9; 32]);
-        let r_bytes = (r * ED25519_BASEPOINT_POINT + EIGHT_TORSION[1])
-            .compress()
-            .to_bytes();
-        let k = Scalar::from_bytes_mod_order_wide(
-            &sha2::Sha512::new()
-                .chain_update(r_bytes)
-                .chain_update(public_key)
-                .chain_update(signed_message(entry_hash))
-                .finalize()
-                .into(),
+    /// The vector of schema/vectors/signatures.json whose `R` carries a
+    /// point of order 8: valid by the cofactored equation, not the strict one.
+    fn signature_with_torsion_in_r() -> SignatureCheck {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schema/vectors/signatures.json"
         );
-        let mut signature = [0u8; 64];
-        signature[..32].copy_from_slice(&r_bytes);
-        signature[32..].copy_from_slice((r + k * a).as_bytes());
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let case = doc["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "torsion-in-r")
+            .unwrap();
+        let bytes = |field: &str| hex::decode(case[field].as_str().unwrap()).unwrap();
         SignatureCheck {
-            public_key,
-            entry_hash: *entry_hash,
-            signature,
+            public_key: bytes("public_key_hex").try_into().unwrap(),
+            entry_hash: bytes("entry_hash_hex").try_into().unwrap(),
+            signature: bytes("signature_hex").try_into().unwrap(),
         }
     }
 
@@ -447,7 +441,7 @@ mod tests {
                 SignatureCheck::new(&key.verifying_key(), &hash, &sign(key, &hash))
             })
             .collect();
-        let torsion = signature_with_torsion_in_r(&[77; 32]);
+        let torsion = signature_with_torsion_in_r();
         let strict = VerifyingKey::from_bytes(&torsion.public_key)
             .unwrap()
             .verify_strict(

@@ -356,8 +356,116 @@ fn no_stray_vector_files() {
         )
         .collect();
     known.push("README.md".into());
+    known.push("signatures.json".into());
     for entry in std::fs::read_dir(vectors_dir()).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         assert!(known.contains(&name), "unknown vector file {name}");
     }
+}
+
+/// Signature vectors (schema/vectors/signatures.json): raw public key,
+/// entry hash and signature, and whether the rules of FORMAT.md section 2
+/// accept it. Made from fixed scalars, so they never change.
+fn signature_vectors() -> Value {
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+    use curve25519_dalek::scalar::Scalar;
+    use sha2::{Digest, Sha512};
+    let honest = key(&"01".repeat(32));
+    let hash = [0x42u8; 32];
+    let good = entry::sign(&honest, &hash).signature;
+    // A signature whose signer put a point of order 8 into R: valid by the
+    // cofactored equation, refused by RFC 8032's strict rules.
+    let a = Scalar::from_bytes_mod_order([5; 32]);
+    let a_bytes = (a * ED25519_BASEPOINT_POINT).compress().to_bytes();
+    let r = Scalar::from_bytes_mod_order([9; 32]);
+    let r_bytes = (r * ED25519_BASEPOINT_POINT + EIGHT_TORSION[1])
+        .compress()
+        .to_bytes();
+    let k = Scalar::from_bytes_mod_order_wide(
+        &Sha512::new()
+            .chain_update(r_bytes)
+            .chain_update(a_bytes)
+            .chain_update(entry::signed_message(&hash))
+            .finalize()
+            .into(),
+    );
+    let mut torsion = [0u8; 64];
+    torsion[..32].copy_from_slice(&r_bytes);
+    torsion[32..].copy_from_slice((r + k * a).as_bytes());
+    let mut s_not_reduced = good;
+    // S + L, the group order: the same scalar, not canonical.
+    let l: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let sum = u16::from(s_not_reduced[32 + i]) + u16::from(l[i]) + carry;
+        s_not_reduced[32 + i] = sum as u8;
+        carry = sum >> 8;
+    }
+    let mut r_flipped = good;
+    r_flipped[0] ^= 1;
+    let pk = hex::encode(honest.verifying_key().as_bytes());
+    let case = |name: &str, key: &str, sig: &[u8; 64], valid: bool, why: &str| {
+        json!({
+            "name": name,
+            "public_key_hex": key,
+            "entry_hash_hex": hex::encode(hash),
+            "signature_hex": hex::encode(sig),
+            "valid": valid,
+            "why": why,
+        })
+    };
+    json!({
+        "description": "Entry signatures checked by the rules of schema/FORMAT.md section 2 (ZIP 215). The signed message is signed_message(entry_hash). Keys here are all canonical and torsion-free, as enrollment requires.",
+        "cases": [
+            case("honest", &pk, &good, true, "an RFC 8032 signature by key seed 01..01"),
+            case("torsion-in-r", &hex::encode(a_bytes), &torsion, true, "R carries a point of order 8: the cofactored equation holds (RFC 8032's strict rules refuse it)"),
+            case("s-not-reduced", &pk, &s_not_reduced, false, "S + L: S must be below the group order"),
+            case("r-changed", &pk, &r_flipped, false, "one bit of R flipped"),
+            case("other-key", &hex::encode(key(&"02".repeat(32)).verifying_key().as_bytes()), &good, false, "signed by another key"),
+        ],
+    })
+}
+
+#[test]
+fn signature_vectors_match_the_rules() {
+    let path = vectors_dir().join("signatures.json");
+    if bless() {
+        let text = serde_json::to_string_pretty(&signature_vectors()).unwrap() + "\n";
+        std::fs::write(&path, text).unwrap();
+    }
+    let stored = read(&path);
+    assert_eq!(
+        stored,
+        signature_vectors(),
+        "regenerate with FUNDLEDGER_BLESS=1"
+    );
+    let mut batch = Vec::new();
+    for case in stored["cases"].as_array().unwrap() {
+        let bytes = |field: &str| hex::decode(case[field].as_str().unwrap()).unwrap();
+        let check = entry::SignatureCheck {
+            public_key: bytes("public_key_hex").try_into().unwrap(),
+            entry_hash: bytes("entry_hash_hex").try_into().unwrap(),
+            signature: bytes("signature_hex").try_into().unwrap(),
+        };
+        let valid = case["valid"].as_bool().unwrap();
+        assert_eq!(check.verify(), valid, "{}", case["name"]);
+        // RFC 8032's strict rules accept the honest one only.
+        let strict = ed25519_dalek::VerifyingKey::from_bytes(&check.public_key)
+            .unwrap()
+            .verify_strict(
+                &entry::signed_message(&check.entry_hash),
+                &ed25519_dalek::Signature::from_bytes(&check.signature),
+            );
+        assert_eq!(strict.is_ok(), case["name"] == "honest", "{}", case["name"]);
+        // Alone in a batch, the same answer.
+        let found = entry::verify_signatures(std::slice::from_ref(&check));
+        assert_eq!(found.is_none(), valid, "{}", case["name"]);
+        if valid {
+            batch.push(check);
+        }
+    }
+    assert_eq!(entry::verify_signatures(&batch), None);
 }
