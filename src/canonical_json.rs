@@ -413,61 +413,31 @@ impl SeqWriter<'_> {
     }
 }
 
-impl ser::SerializeSeq for SeqWriter<'_> {
-    type Ok = ();
-    type Error = CanonicalError;
-    fn serialize_element<T: Serialize + ?Sized>(
-        &mut self,
-        value: &T,
-    ) -> std::result::Result<(), CanonicalError> {
-        self.element(value)
-    }
-    fn end(self) -> std::result::Result<(), CanonicalError> {
-        self.close()
-    }
+/// The four array-like serializers are the same writer.
+macro_rules! array_serializer {
+    ($($trait:ident :: $method:ident),*) => {$(
+        impl ser::$trait for SeqWriter<'_> {
+            type Ok = ();
+            type Error = CanonicalError;
+            fn $method<T: Serialize + ?Sized>(
+                &mut self,
+                value: &T,
+            ) -> std::result::Result<(), CanonicalError> {
+                self.element(value)
+            }
+            fn end(self) -> std::result::Result<(), CanonicalError> {
+                self.close()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for SeqWriter<'_> {
-    type Ok = ();
-    type Error = CanonicalError;
-    fn serialize_element<T: Serialize + ?Sized>(
-        &mut self,
-        value: &T,
-    ) -> std::result::Result<(), CanonicalError> {
-        self.element(value)
-    }
-    fn end(self) -> std::result::Result<(), CanonicalError> {
-        self.close()
-    }
-}
-
-impl ser::SerializeTupleStruct for SeqWriter<'_> {
-    type Ok = ();
-    type Error = CanonicalError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        value: &T,
-    ) -> std::result::Result<(), CanonicalError> {
-        self.element(value)
-    }
-    fn end(self) -> std::result::Result<(), CanonicalError> {
-        self.close()
-    }
-}
-
-impl ser::SerializeTupleVariant for SeqWriter<'_> {
-    type Ok = ();
-    type Error = CanonicalError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        value: &T,
-    ) -> std::result::Result<(), CanonicalError> {
-        self.element(value)
-    }
-    fn end(self) -> std::result::Result<(), CanonicalError> {
-        self.close()
-    }
-}
+array_serializer!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl ser::SerializeMap for ObjectWriter<'_> {
     type Ok = ();
@@ -499,35 +469,27 @@ impl ser::SerializeMap for ObjectWriter<'_> {
     }
 }
 
-impl ser::SerializeStruct for ObjectWriter<'_> {
-    type Ok = ();
-    type Error = CanonicalError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> std::result::Result<(), CanonicalError> {
-        self.member(key.into(), value)
-    }
-    fn end(self) -> std::result::Result<(), CanonicalError> {
-        self.finish()
-    }
+/// Structs and struct variants are the same object writer.
+macro_rules! struct_serializer {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for ObjectWriter<'_> {
+            type Ok = ();
+            type Error = CanonicalError;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> std::result::Result<(), CanonicalError> {
+                self.member(key.into(), value)
+            }
+            fn end(self) -> std::result::Result<(), CanonicalError> {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for ObjectWriter<'_> {
-    type Ok = ();
-    type Error = CanonicalError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> std::result::Result<(), CanonicalError> {
-        self.member(key.into(), value)
-    }
-    fn end(self) -> std::result::Result<(), CanonicalError> {
-        self.finish()
-    }
-}
+struct_serializer!(SerializeStruct, SerializeStructVariant);
 
 #[cfg(test)]
 mod tests {
