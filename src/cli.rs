@@ -175,6 +175,9 @@ pub enum Command {
         /// The public key (SPKI PEM) expected to have signed the MANIFEST.
         #[arg(long)]
         trusted_key: Option<PathBuf>,
+        /// Print the outcome as JSON (schema/EXPORTS.md section 6).
+        #[arg(long)]
+        json: bool,
     },
 }
 

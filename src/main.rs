@@ -364,9 +364,11 @@ fn run(cli: &Cli) -> Result<u8> {
         }
         Command::Export(command) => export_command(cli, command),
         Command::Report { fund, out, as_of } => report_command(cli, fund, out, as_of),
-        Command::VerifyExport { dir, trusted_key } => {
-            verify_export_command(cli, dir, trusted_key.as_deref())
-        }
+        Command::VerifyExport {
+            dir,
+            trusted_key,
+            json,
+        } => verify_export_command(cli, dir, trusted_key.as_deref(), *json),
     }
 }
 
@@ -1277,7 +1279,12 @@ fn ledger_given() -> bool {
 }
 
 /// `verify-export DIR`: exit 0 good, 1 mismatch, 2 could not run.
-fn verify_export_command(cli: &Cli, dir: &Path, trusted_key: Option<&Path>) -> Result<u8> {
+fn verify_export_command(
+    cli: &Cli,
+    dir: &Path,
+    trusted_key: Option<&Path>,
+    json: bool,
+) -> Result<u8> {
     use fundledger::export;
     let trusted = trusted_key.map(keys::load_public_key).transpose()?;
     let ledger = if ledger_given() {
@@ -1285,7 +1292,7 @@ fn verify_export_command(cli: &Cli, dir: &Path, trusted_key: Option<&Path>) -> R
     } else {
         None
     };
-    let mut progress = Progress::new("recomputing", false);
+    let mut progress = Progress::new("recomputing", json);
     let check = export::verify_export(
         dir,
         &export::TrustAnchors {
@@ -1295,6 +1302,35 @@ fn verify_export_command(cli: &Cli, dir: &Path, trusted_key: Option<&Path>) -> R
         &mut |d, t| progress.update(d, t),
     )?;
     progress.finish();
+    let code = if check.is_good() { 0 } else { 1 };
+    if json {
+        let manifest = check.manifest.as_ref().map(|m| {
+            serde_json::json!({
+                "kind": m.kind.as_str(),
+                "fund": m.fund,
+                "as_of": m.as_of.map(|d| d.to_string()),
+                "from": m.from.map(|d| d.to_string()),
+                "excel": m.excel,
+                "origin": m.origin,
+                "tree_size": m.tree_size,
+                "root_hash": hex::encode(m.root_hash),
+                "head_hash": hex::encode(m.head_hash),
+                "signer": hex::encode(m.signer),
+            })
+        });
+        print_json(&serde_json::json!({
+            "format_version": 1,
+            "status": if code == 0 { "good" } else { "bad" },
+            "manifest": manifest,
+            "passed": check.passed,
+            "findings": check
+                .findings
+                .iter()
+                .map(|f| serde_json::json!({"file": f.file, "problem": f.problem}))
+                .collect::<Vec<_>>(),
+        }));
+        return Ok(code);
+    }
     if let Some(m) = &check.manifest {
         println!(
             "{}: {} export of fund {} (as of {}) from {} at tree size {}",

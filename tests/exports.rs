@@ -1200,6 +1200,44 @@ fn reexport_is_byte_identical_and_verifies_after_the_ledger_grows() {
     assert!(out.contains("but the ledger has only"), "{out}");
     let (code, out, _) = run(root, ["verify-export", "again", "--ledger", "old.sqlite"]);
     assert_eq!(code, 0, "{out}");
+    // The same two outcomes as JSON (schema/EXPORTS.md section 6).
+    let (code, out, _) = run(
+        root,
+        ["verify-export", "again", "--ledger", "old.sqlite", "--json"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["status"], "good", "{v}");
+    assert_eq!(v["manifest"]["kind"], "csv");
+    assert_eq!(v["manifest"]["fund"], "gaif-1");
+    let manifest = std::fs::read_to_string(again.join("MANIFEST")).unwrap();
+    let tree_size: u64 = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("tree_size "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(v["manifest"]["tree_size"], tree_size);
+    use base64::Engine;
+    let root_hash = base64::engine::general_purpose::STANDARD
+        .decode(manifest_root(&again))
+        .unwrap();
+    assert_eq!(v["manifest"]["root_hash"], hex::encode(root_hash));
+    assert!(v["findings"].as_array().unwrap().is_empty());
+    assert!(!v["passed"].as_array().unwrap().is_empty());
+    let (code, out, _) = run(
+        root,
+        ["verify-export", "grown", "--ledger", "old.sqlite", "--json"],
+    );
+    assert_eq!(code, 1, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["status"], "bad", "{v}");
+    assert_eq!(v["findings"][0]["file"], "MANIFEST", "{v}");
+    assert!(v["findings"][0]["problem"]
+        .as_str()
+        .unwrap()
+        .contains("but the ledger has only"));
     // --as-of before the new entry: same files, different ledger state.
     let before = export("before", &["--as-of", "2024-12-31", "--from", "2024-01-01"]);
     let mut a = files(&as_of_a);
