@@ -338,8 +338,21 @@ impl Record {
     /// Decode a stored record strictly: every rule of schema/FORMAT.md
     /// "What a verifier must reject" that needs no other entry is checked.
     pub fn decode(bytes: &[u8]) -> Result<Record> {
+        Record::decode_with_content_len(bytes).map(|(record, _)| record)
+    }
+
+    /// [`Record::decode`], and the entry hash: SHA-256 of the record's
+    /// leading content bytes, which strict decoding guarantees are exactly
+    /// the content's encoding (no second encoding needed).
+    pub fn decode_hashed(bytes: &[u8]) -> Result<(Record, Hash)> {
+        let (record, content_len) = Record::decode_with_content_len(bytes)?;
+        Ok((record, Sha256::digest(&bytes[..content_len]).into()))
+    }
+
+    fn decode_with_content_len(bytes: &[u8]) -> Result<(Record, usize)> {
         let mut r = Reader { bytes, at: 0 };
         let content = read_content(&mut r)?;
+        let content_len = r.at;
         let count = r.take(1, "signature count")?[0] as usize;
         if count == 0 || count > SIGNERS_MAX {
             return Err(Error::format(format!(
@@ -366,10 +379,13 @@ impl Record {
                 bytes.len() - r.at
             )));
         }
-        Ok(Record {
-            content,
-            signatures,
-        })
+        Ok((
+            Record {
+                content,
+                signatures,
+            },
+            content_len,
+        ))
     }
 
     /// Build a record from content and signatures, sorting the signatures
@@ -479,6 +495,8 @@ mod tests {
         let record = Record::new(content, vec![sig]).unwrap();
         let bytes = record.encode();
         assert_eq!(Record::decode(&bytes).unwrap(), record);
+        let (decoded, hash) = Record::decode_hashed(&bytes).unwrap();
+        assert_eq!((decoded, hash), (record.clone(), record.content.hash()));
         assert!(verify_signature(
             &key.verifying_key(),
             &record.content.hash(),

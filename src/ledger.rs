@@ -147,11 +147,21 @@ fn store_record(
     add_leaf(tx, seq, bytes)
 }
 
+/// The first steps of every append transaction: read the head once, catch
+/// the state up with it and give every entry its Merkle leaf. Returns the
+/// head.
+fn start_append(state: &mut State, tx: &AppendTx<'_>) -> Result<Option<Head>> {
+    let head = tx.head()?;
+    catch_up(state, tx, head)?;
+    complete_tree(tx, head)?;
+    Ok(head)
+}
+
 /// Give every stored entry its Merkle leaf (ledgers made before the tree
 /// existed, or a tree cut short).
-fn complete_tree(tx: &AppendTx<'_>) -> Result<()> {
+fn complete_tree(tx: &AppendTx<'_>, head: Option<Head>) -> Result<()> {
     let leaves = tx.merkle_leaf_count()?;
-    if tx.head()?.map_or(0, |h| h.seq + 1) == leaves {
+    if head.map_or(0, |h| h.seq + 1) == leaves {
         return Ok(());
     }
     tx.scan(leaves, None, |row| {
@@ -258,7 +268,7 @@ impl Ledger {
         let mut ledger = Ledger::replay(Store::open(path)?)?;
         if ledger.store.merkle_leaf_count()? < ledger.store.count()? {
             let tx = ledger.store.begin_append()?;
-            complete_tree(&tx)?;
+            complete_tree(&tx, tx.head()?)?;
             tx.commit()?;
         }
         // A ledger made before snapshots existed, or whose snapshot is of
@@ -390,8 +400,7 @@ impl Ledger {
     ) -> Result<Appended> {
         let Ledger { store, state } = self;
         let tx = store.begin_append()?;
-        catch_up(state, &tx)?;
-        complete_tree(&tx)?;
+        let head = start_append(state, &tx)?;
         // Check the signers first, so that not even an "already recorded"
         // answer goes to a key that may not record this event.
         let ids: Vec<_> = request
@@ -399,11 +408,12 @@ impl Ledger {
             .iter()
             .map(|k| key_id(&k.verifying_key()))
             .collect();
-        let next_seq = tx.head()?.map_or(0, |h| h.seq + 1);
+        let next_seq = head.map_or(0, |h| h.seq + 1);
         state.authorize(next_seq, &request.event, &ids)?;
         let draft = match draft_entry(
             state,
             &tx,
+            head,
             request.event,
             request.idempotency_key,
             request.now_unix_ms,
@@ -418,7 +428,7 @@ impl Ledger {
             .iter()
             .map(|k| entry::sign(k, &entry_hash))
             .collect();
-        commit_entry(state, tx, draft, signatures)
+        commit_entry(state, tx, draft, signatures, entry::self_check)
     }
 
     /// Prepare an entry for several signers: check the event against the
@@ -432,9 +442,8 @@ impl Ledger {
     ) -> Result<Content> {
         let Ledger { store, state } = self;
         let tx = store.begin_append()?;
-        catch_up(state, &tx)?;
-        complete_tree(&tx)?;
-        match draft_entry(state, &tx, event, idempotency_key, now_unix_ms, None)? {
+        let head = start_append(state, &tx)?;
+        match draft_entry(state, &tx, head, event, idempotency_key, now_unix_ms, None)? {
             Ok(draft) => Ok(draft.content),
             Err(Appended::AlreadyRecorded { seq }) => Err(Error::new(
                 ErrorKind::Conflict,
@@ -454,9 +463,7 @@ impl Ledger {
     ) -> Result<Appended> {
         let Ledger { store, state } = self;
         let tx = store.begin_append()?;
-        catch_up(state, &tx)?;
-        complete_tree(&tx)?;
-        let head = tx.head()?;
+        let head = start_append(state, &tx)?;
         if Some(content.origin.as_str()) != state.origin() {
             return Err(Error::rule(format!(
                 "the proposal was made for another ledger (origin {}, this ledger is {})",
@@ -529,7 +536,7 @@ impl Ledger {
             idempotency_key: body.idempotency_key,
             prepared,
         };
-        commit_entry(state, tx, draft, signatures)
+        commit_entry(state, tx, draft, signatures, entry::verify_signature)
     }
 }
 
@@ -592,11 +599,9 @@ impl Ledger {
     ) -> Result<Vec<Appended>> {
         let Ledger { store, state } = self;
         let tx = store.begin_append()?;
-        catch_up(state, &tx)?;
-        complete_tree(&tx)?;
+        let head = start_append(state, &tx)?;
         let mut outcomes = Vec::with_capacity(chunk.len());
         let mut batch_keys: std::collections::HashMap<String, (u64, Vec<u8>)> = Default::default();
-        let head = tx.head()?;
         let mut prev = head.map_or(GENESIS_PREV_HASH, |h| h.entry_hash);
         let recorded_at = head.map_or(now_unix_ms, |h| now_unix_ms.max(h.recorded_at_unix_ms));
         let mut next_seq = head.map_or(0, |h| h.seq + 1);
@@ -809,13 +814,13 @@ struct Draft {
     prepared: Prepared,
 }
 
-/// Inside an append transaction whose state the caller has caught up (and
-/// whose Merkle tree it has completed): check the idempotency key, check the
-/// event and build the content. `Err(Appended)` when the same event is
+/// Inside an append transaction that [`start_append`] began (`head` is its
+/// head): check the idempotency key, check the event and build the content. `Err(Appended)` when the same event is
 /// already recorded under the key.
 fn draft_entry(
     state: &State,
     tx: &AppendTx<'_>,
+    head: Option<Head>,
     event: Event,
     idempotency_key: Option<String>,
     now_unix_ms: i64,
@@ -824,7 +829,6 @@ fn draft_entry(
     if let Some(key) = &idempotency_key {
         crate::event::check_idempotency_key(key)?;
     }
-    let head = tx.head()?;
     if let Some(key) = &idempotency_key {
         if let Some(row) = tx.find_idempotency_key(key)? {
             let (record, body) = decode_row(&row)?;
@@ -876,8 +880,11 @@ fn draft_entry(
 }
 
 /// Sign-checked insert: build the record, decode it again and verify every
-/// signature against the authorized keys (check twice), insert the row and
-/// its Merkle leaf, commit, then advance the state.
+/// signature against the authorized keys with `check` (check twice), insert
+/// the row and its Merkle leaf, commit, then advance the state. `check` is
+/// [`entry::self_check`] for signatures this process just made and
+/// [`entry::verify_signature`], the ledger's rule, for signatures collected
+/// from others (submit).
 ///
 /// When the entry is due a snapshot, the state after it is computed on a
 /// copy before COMMIT and its snapshot written in the same transaction, so
@@ -890,6 +897,7 @@ fn commit_entry(
     tx: AppendTx<'_>,
     draft: Draft,
     signatures: Vec<EntrySignature>,
+    check: fn(&ed25519_dalek::VerifyingKey, &[u8; 32], &EntrySignature) -> bool,
 ) -> Result<Appended> {
     let Draft {
         content,
@@ -908,7 +916,7 @@ fn commit_entry(
     let ids: Vec<_> = decoded.signatures.iter().map(|s| s.key_id).collect();
     let keys = state.authorize(seq, &event, &ids)?;
     for (sig, key) in decoded.signatures.iter().zip(&keys) {
-        if !entry::self_check(key, &entry_hash, sig) {
+        if !check(key, &entry_hash, sig) {
             return Err(Error::rule(format!(
                 "the signature by key {} does not verify",
                 hex::encode(&sig.key_id[..8])
@@ -972,9 +980,9 @@ fn usable_snapshot(store: &Store) -> Option<State> {
     Some(state)
 }
 
-/// Bring `state` up to the head inside an append transaction.
-fn catch_up(state: &mut State, tx: &AppendTx<'_>) -> Result<()> {
-    if tx.head()?.map(|h| h.seq) == state.last_seq {
+/// Bring `state` up to `head` inside an append transaction.
+fn catch_up(state: &mut State, tx: &AppendTx<'_>, head: Option<Head>) -> Result<()> {
+    if head.map(|h| h.seq) == state.last_seq {
         return Ok(());
     }
     let from = state.last_seq.map_or(0, |s| s + 1);

@@ -796,6 +796,22 @@ impl State {
     }
 
     /// Check `event` as entry `seq` and compute what it books.
+    /// The enrolled, not revoked key named by a hex key id.
+    fn unrevoked_key(&self, key_id: &str) -> Result<(KeyId, &KeyRecord)> {
+        let id = decode_key_id(key_id)?;
+        let record = self
+            .keys
+            .get(&id)
+            .ok_or_else(|| Error::rule(format!("key {key_id} is not enrolled")))?;
+        if record.revoked_seq.is_some() {
+            return Err(Error::rule(format!(
+                "key {} is already revoked",
+                record.name
+            )));
+        }
+        Ok((id, record))
+    }
+
     pub fn prepare(&self, seq: u64, event: &Event, lookup: &Lookup<'_>) -> Result<Prepared> {
         let expected_seq = self.last_seq.map_or(0, |s| s + 1);
         if seq != expected_seq {
@@ -827,17 +843,7 @@ impl State {
             Event::KeyEnroll(k) => Effect::Enroll(self.key_record(seq, k)?),
             Event::KeyRevoke(r) => {
                 check_text("reason", &r.reason)?;
-                let id = decode_key_id(&r.key_id)?;
-                let record = self
-                    .keys
-                    .get(&id)
-                    .ok_or_else(|| Error::rule(format!("key {} is not enrolled", r.key_id)))?;
-                if record.revoked_seq.is_some() {
-                    return Err(Error::rule(format!(
-                        "key {} is already revoked",
-                        record.name
-                    )));
-                }
+                let (id, record) = self.unrevoked_key(&r.key_id)?;
                 if record.role == "administrator" {
                     let admins = self
                         .keys
@@ -855,17 +861,7 @@ impl State {
             }
             Event::KeyRotate(r) => {
                 check_text("reason", &r.reason)?;
-                let old = decode_key_id(&r.old_key_id)?;
-                let record = self
-                    .keys
-                    .get(&old)
-                    .ok_or_else(|| Error::rule(format!("key {} is not enrolled", r.old_key_id)))?;
-                if record.revoked_seq.is_some() {
-                    return Err(Error::rule(format!(
-                        "key {} is already revoked",
-                        record.name
-                    )));
-                }
+                let (old, record) = self.unrevoked_key(&r.old_key_id)?;
                 let new = self.key_record(
                     seq,
                     &KeyEnroll {

@@ -197,9 +197,14 @@ struct Decoded {
 
 fn decode(row: StoredRow) -> Decoded {
     let leaf = merkle::leaf_hash(&row.record);
-    match decode_row(&row) {
-        Ok((record, body)) => Decoded {
-            hash: record.content.hash(),
+    let seq = u64::try_from(row.seq).unwrap_or(u64::MAX);
+    let decoded = entry::Record::decode_hashed(&row.record).and_then(|(record, hash)| {
+        let body = Body::decode(&record.content.kind, &record.content.body)?;
+        Ok((record, body, hash))
+    });
+    match decoded.map_err(|e| e.at_seq(seq)) {
+        Ok((record, body, hash)) => Decoded {
+            hash,
             parsed: Ok((record, body)),
             row,
             leaf,
@@ -214,8 +219,9 @@ fn decode(row: StoredRow) -> Decoded {
 }
 
 /// Run `main` on this thread while `threads` workers decode `rows` and
-/// batch-verify `checks` (and another frees `garbage`). Returns the decoded rows in order, the index of
-/// the first check that fails, and what `main` returned.
+/// batch-verify `checks` (and another frees `garbage`). Returns the
+/// decoded rows in order, the index of the first check that fails, and
+/// what `main` returned.
 fn parallel_step<R>(
     rows: Vec<StoredRow>,
     checks: &[SignatureCheck],

@@ -1905,3 +1905,72 @@ fn encrypted_keys_need_the_right_passphrase() {
     assert_eq!(out.code, 0, "{}", out.stdout);
     assert_eq!(log(&ledger).lines().count(), 4);
 }
+
+/// A cosignature that the ledger's rule (ZIP 215) accepts but RFC 8032's
+/// strict rules refuse (a point of order 8 in R, made by the key's holder)
+/// is accepted by submit, as verify accepts it: the insert re-checks
+/// collected signatures by the ledger's rule, not the strict one it applies
+/// to signatures it made itself.
+#[test]
+fn submit_accepts_a_cosignature_valid_by_the_ledgers_rule() {
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+    use curve25519_dalek::scalar::Scalar;
+    use fundledger::event::KeyEnroll;
+    use fundledger::ledger::AppendRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite");
+    let admin = SigningKey::from_bytes(&[1; 32]);
+    let mut ledger = Ledger::init(&path, "zip215.example.org/l", &admin, "admin", 1).unwrap();
+    // A recorder whose secret scalar the test holds.
+    let a = Scalar::from_bytes_mod_order([5; 32]);
+    let public = (a * ED25519_BASEPOINT_POINT).compress().to_bytes();
+    ledger
+        .append(AppendRequest {
+            event: Event::KeyEnroll(KeyEnroll {
+                name: "recorder".into(),
+                public_key: base64::engine::general_purpose::STANDARD.encode(public),
+                role: "recorder".into(),
+                partner: None,
+            }),
+            idempotency_key: None,
+            signers: &[&admin],
+            now_unix_ms: 2,
+        })
+        .unwrap();
+    let event = Event::Attest(Attest {
+        file_name: "minutes.pdf".into(),
+        sha256: "ab".repeat(32),
+        size: 1,
+        note: "board minutes".into(),
+    });
+    let content = ledger.propose(event, None, 3).unwrap();
+    let hash = content.hash();
+    let r = Scalar::from_bytes_mod_order([9; 32]);
+    let r_bytes = (r * ED25519_BASEPOINT_POINT + EIGHT_TORSION[1])
+        .compress()
+        .to_bytes();
+    let k = Scalar::from_bytes_mod_order_wide(
+        &sha2::Sha512::new()
+            .chain_update(r_bytes)
+            .chain_update(public)
+            .chain_update(entry::signed_message(&hash))
+            .finalize()
+            .into(),
+    );
+    let mut signature = [0u8; 64];
+    signature[..32].copy_from_slice(&r_bytes);
+    signature[32..].copy_from_slice((r + k * a).as_bytes());
+    let sig = entry::EntrySignature {
+        key_id: Sha256::digest(public).into(),
+        signature,
+    };
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(&public).unwrap();
+    assert!(
+        !entry::self_check(&vk, &hash, &sig),
+        "the strict rules refuse it"
+    );
+    let appended = ledger.submit(&content, vec![sig]).unwrap();
+    assert_eq!(appended.seq(), 2);
+    let report = fundledger::verify::verify(ledger.store(), &mut |_, _| {}).unwrap();
+    assert!(report.is_intact(), "{report:?}");
+}
