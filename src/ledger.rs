@@ -545,13 +545,13 @@ impl Ledger {
 /// is written and the signing pipeline drained once per chunk.
 pub const BATCH_CHUNK_ENTRIES: usize = 32768;
 
-/// Entries whose signatures are made together while the next ones are
-/// checked and hashed (batch append's pipeline).
-const SIGNING_GROUP_ENTRIES: usize = 1024;
+/// Entries whose signatures are made (and batch-verified) together while
+/// the next ones are checked and hashed (batch append's pipeline).
+const SIGNING_GROUP_ENTRIES: usize = 512;
 
-/// Groups being signed while this thread checks the next one: more than
-/// one, so that a slow group does not stall the checking.
-const SIGNING_GROUPS_IN_FLIGHT: usize = 2;
+/// Groups queued for signing before the checking thread stores the oldest
+/// (signing queued groups itself until it is done).
+const SIGNING_GROUPS_IN_FLIGHT: usize = 4;
 
 /// A batch entry checked and hashed, waiting for its signatures: the
 /// content, its hash and the idempotency key.
@@ -572,6 +572,7 @@ impl Ledger {
         now_unix_ms: i64,
     ) -> Result<Vec<Appended>> {
         let ids: Vec<_> = signers.iter().map(|k| key_id(&k.verifying_key())).collect();
+        self.store.start_writeback()?;
         let mut out = Vec::with_capacity(requests.len());
         let mut requests = requests.into_iter().enumerate().peekable();
         while requests.peek().is_some() {
@@ -611,30 +612,38 @@ impl Ledger {
         let origin = state.origin().unwrap_or_default().to_string();
         let mut snapshot_needed = false;
         let mut last_hash = prev;
-        // A pipeline: while this thread checks and hashes the entries of
-        // one group (and stores the group before it), the signatures of the
-        // group in between are made and checked on every core.
+        // A pipeline: while this thread checks and hashes entries in order,
+        // the signatures of earlier groups are made and checked by the
+        // signing threads; when this thread gets ahead, it signs too.
+        let queue = SignQueue::default();
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .saturating_sub(1)
+            .max(1);
         std::thread::scope(|scope| -> Result<()> {
-            type Signed = Result<Vec<Vec<EntrySignature>>>;
-            let mut in_flight: std::collections::VecDeque<(
-                std::thread::ScopedJoinHandle<'_, Signed>,
-                Vec<Unsigned>,
-            )> = Default::default();
+            for _ in 0..workers {
+                scope.spawn(|| queue.work(signers));
+            }
+            // Stop the workers however this closure ends.
+            let _close = CloseOnDrop(&queue);
+            let mut in_flight: std::collections::VecDeque<(u64, Vec<Unsigned>)> =
+                Default::default();
             let mut group: Vec<Unsigned> = Vec::with_capacity(SIGNING_GROUP_ENTRIES);
             let store_group = |tx: &AppendTx<'_>,
-                               (handle, drafts): (
-                std::thread::ScopedJoinHandle<'_, Signed>,
-                Vec<Unsigned>,
-            )|
+                               (job, drafts): (u64, Vec<Unsigned>)|
              -> Result<()> {
-                let signatures = handle
-                    .join()
-                    .map_err(|_| Error::format("a signing thread failed"))??;
+                let signatures = queue.wait_for(job, signers)?;
+                if signatures.len() != drafts.len() {
+                    return Err(Error::format(
+                        "signing produced the wrong number of signatures",
+                    ));
+                }
                 for ((content, hash, idempotency_key), sigs) in drafts.into_iter().zip(signatures) {
                     let record = Record::new(content, sigs)?;
                     debug_assert_eq!(record.content.hash(), hash);
                     store_record(tx, &record, &record.encode(), &hash, idempotency_key)?;
                 }
+                tx.hint_sync_wal();
                 Ok(())
             };
             let mut chunk = chunk.into_iter().peekable();
@@ -731,10 +740,8 @@ impl Ledger {
                 {
                     let drafts =
                         std::mem::replace(&mut group, Vec::with_capacity(SIGNING_GROUP_ENTRIES));
-                    let hashes: Vec<[u8; 32]> = drafts.iter().map(|d| d.1).collect();
-                    // Check twice: each signing thread verifies what it made.
-                    let handle = scope.spawn(move || sign_parallel(&hashes, signers));
-                    in_flight.push_back((handle, drafts));
+                    let job = queue.push(drafts.iter().map(|d| d.1).collect());
+                    in_flight.push_back((job, drafts));
                     if in_flight.len() > SIGNING_GROUPS_IN_FLIGHT {
                         if let Some(done) = in_flight.pop_front() {
                             store_group(&tx, done)?;
@@ -758,52 +765,122 @@ impl Ledger {
     }
 }
 
-/// Sign every hash with every key, spreading the work over all cores; each
-/// thread checks the signatures it made (batch verification) before handing
-/// them back.
-fn sign_parallel(hashes: &[[u8; 32]], signers: &[&SigningKey]) -> Result<Vec<Vec<EntrySignature>>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_thread = hashes.len().div_ceil(threads.max(1)).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = hashes
-            .chunks(per_thread)
-            .map(|part| {
-                scope.spawn(move || {
-                    let public: Vec<_> = signers.iter().map(|k| k.verifying_key()).collect();
-                    let signed: Vec<Vec<EntrySignature>> = part
-                        .iter()
-                        .map(|h| signers.iter().map(|k| entry::sign(k, h)).collect())
-                        .collect();
-                    let checks: Vec<SignatureCheck> = part
-                        .iter()
-                        .zip(&signed)
-                        .flat_map(|(h, sigs)| {
-                            sigs.iter()
-                                .zip(&public)
-                                .map(|(sig, key)| SignatureCheck::new(key, h, sig))
-                        })
-                        .collect();
-                    entry::verify_signatures(&checks)
-                        .is_none()
-                        .then_some(signed)
-                })
-            })
-            .collect();
-        let mut out = Vec::with_capacity(hashes.len());
-        for handle in handles {
-            let part = handle
-                .join()
-                .map_err(|_| Error::format("a signing thread failed"))?
-                .ok_or_else(|| Error::format("a fresh signature does not verify"))?;
-            out.extend(part);
+/// Sign every hash with every key, then check the signatures made (batch
+/// verification: "check twice", so that a fault while signing never
+/// reaches the ledger).
+fn sign_group(hashes: &[[u8; 32]], signers: &[&SigningKey]) -> Result<Vec<Vec<EntrySignature>>> {
+    let public: Vec<_> = signers.iter().map(|k| k.verifying_key()).collect();
+    let signed: Vec<Vec<EntrySignature>> = hashes
+        .iter()
+        .map(|h| signers.iter().map(|k| entry::sign(k, h)).collect())
+        .collect();
+    let checks: Vec<SignatureCheck> = hashes
+        .iter()
+        .zip(&signed)
+        .flat_map(|(h, sigs)| {
+            sigs.iter()
+                .zip(&public)
+                .map(|(sig, key)| SignatureCheck::new(key, h, sig))
+        })
+        .collect();
+    match entry::verify_signatures(&checks) {
+        None => Ok(signed),
+        Some(_) => Err(Error::format("a fresh signature does not verify")),
+    }
+}
+
+/// Groups of hashes waiting to be signed, and the signatures made, shared
+/// by batch append's checking thread and its signing threads.
+#[derive(Default)]
+struct SignQueue {
+    state: std::sync::Mutex<SignQueueState>,
+    /// Signalled when a group is queued or signed, or the queue closes.
+    changed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct SignQueueState {
+    next_job: u64,
+    pending: std::collections::VecDeque<(u64, Vec<[u8; 32]>)>,
+    signed: std::collections::HashMap<u64, Result<Vec<Vec<EntrySignature>>>>,
+    closed: bool,
+}
+
+impl SignQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SignQueueState> {
+        // A panic while holding the lock leaves nothing half-updated here.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queue a group; returns its job number.
+    fn push(&self, hashes: Vec<[u8; 32]>) -> u64 {
+        let mut state = self.lock();
+        let job = state.next_job;
+        state.next_job += 1;
+        state.pending.push_back((job, hashes));
+        drop(state);
+        self.changed.notify_all();
+        job
+    }
+
+    /// Sign group `job` on this thread and hand the outcome over.
+    fn sign(&self, job: u64, hashes: &[[u8; 32]], signers: &[&SigningKey]) {
+        // A panic while signing must not leave a waiter waiting forever.
+        let signed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sign_group(hashes, signers)))
+                .unwrap_or_else(|_| Err(Error::format("a signing thread failed")));
+        self.lock().signed.insert(job, signed);
+        self.changed.notify_all();
+    }
+
+    /// A signing thread: sign queued groups until the queue closes.
+    fn work(&self, signers: &[&SigningKey]) {
+        let mut state = self.lock();
+        loop {
+            if let Some((job, hashes)) = state.pending.pop_front() {
+                drop(state);
+                self.sign(job, &hashes, signers);
+                state = self.lock();
+            } else if state.closed {
+                return;
+            } else {
+                state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
         }
-        if out.len() != hashes.len() {
-            return Err(Error::format(
-                "signing produced the wrong number of signatures",
-            ));
+    }
+
+    /// The signatures of group `job`; signs queued groups on this thread
+    /// while it waits.
+    fn wait_for(&self, job: u64, signers: &[&SigningKey]) -> Result<Vec<Vec<EntrySignature>>> {
+        let mut state = self.lock();
+        loop {
+            if let Some(signed) = state.signed.remove(&job) {
+                return signed;
+            }
+            if let Some((other, hashes)) = state.pending.pop_front() {
+                drop(state);
+                self.sign(other, &hashes, signers);
+                state = self.lock();
+            } else {
+                state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
         }
-        Ok(out)
-    })
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Closes a [`SignQueue`] when dropped, so that its signing threads end on
+/// every path out of the pipeline.
+struct CloseOnDrop<'a>(&'a SignQueue);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// An entry ready to be signed.

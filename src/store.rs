@@ -96,8 +96,96 @@ pub struct StoredSnapshot {
 
 /// An open ledger database.
 pub struct Store {
+    /// Declared first so that it is dropped (its thread joined) before the
+    /// connection closes.
+    writeback: Option<Writeback>,
     conn: Connection,
     path: PathBuf,
+}
+
+/// WAL pages a writer connection checkpoints by itself once a background
+/// [`Writeback`] runs (SQLite's default is 1000). A fallback only: the
+/// background checkpoints keep the WAL far below it.
+const WAL_AUTOCHECKPOINT_WITH_WRITEBACK: i64 = 32_768;
+
+enum WritebackJob {
+    /// Write the WAL's dirty pages to disk now, so that the commit's own
+    /// fsync finds little left to write.
+    SyncWal,
+    /// Copy committed WAL frames into the database file (a PASSIVE
+    /// checkpoint: it never blocks the writer).
+    Checkpoint,
+}
+
+/// A background thread that takes the bulk of a large commit's disk
+/// writes off the writer's path: it flushes the WAL ahead of the commit
+/// (an extra fsync never weakens durability; the commit still syncs) and
+/// checkpoints after it, on its own connection, while the writer goes on.
+/// Best effort: a failure here costs time, never data.
+struct Writeback {
+    jobs: Option<std::sync::mpsc::Sender<WritebackJob>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writeback {
+    fn start(path: &Path) -> Writeback {
+        let (jobs, queue) = std::sync::mpsc::channel::<WritebackJob>();
+        let path = path.to_path_buf();
+        let thread = std::thread::Builder::new()
+            .name("fundledger-writeback".into())
+            .spawn(move || {
+                let mut wal_path = path.clone().into_os_string();
+                wal_path.push("-wal");
+                let mut conn: Option<Connection> = None;
+                while let Ok(first) = queue.recv() {
+                    // Coalesce what queued up meanwhile.
+                    let (mut sync, mut checkpoint) = (false, false);
+                    for job in std::iter::once(first).chain(queue.try_iter()) {
+                        match job {
+                            WritebackJob::SyncWal => sync = true,
+                            WritebackJob::Checkpoint => checkpoint = true,
+                        }
+                    }
+                    if checkpoint {
+                        if conn.is_none() {
+                            conn = Connection::open_with_flags(
+                                &path,
+                                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                            )
+                            .ok();
+                        }
+                        if let Some(c) = &conn {
+                            let _ = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                        }
+                    } else if sync {
+                        if let Ok(wal) = fs::File::open(&wal_path) {
+                            let _ = wal.sync_data();
+                        }
+                    }
+                }
+            })
+            .ok();
+        Writeback {
+            jobs: thread.as_ref().map(|_| jobs),
+            thread,
+        }
+    }
+
+    fn send(&self, job: WritebackJob) {
+        if let Some(jobs) = &self.jobs {
+            let _ = jobs.send(job);
+        }
+    }
+}
+
+impl Drop for Writeback {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread after its current job.
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 fn not_a_ledger(path: &Path, why: impl std::fmt::Display) -> Error {
@@ -152,6 +240,7 @@ impl Store {
             set_pragmas(&conn, false)?;
             conn.execute_batch(MIGRATIONS_TABLE)?;
             let mut store = Store {
+                writeback: None,
                 conn,
                 path: path.to_path_buf(),
             };
@@ -203,6 +292,7 @@ impl Store {
         }
         set_pragmas(&conn, read_only)?;
         let mut store = Store {
+            writeback: None,
             conn,
             path: path.to_path_buf(),
         };
@@ -479,11 +569,28 @@ impl Store {
 
     /// Begin an append: an IMMEDIATE transaction, so that concurrent
     /// writers (other processes too) queue up and the chain stays linear.
+    /// For bulk appends: move the WAL's disk writes and checkpoints to a
+    /// background thread from now on (see [`Writeback`]). Idempotent.
+    pub fn start_writeback(&mut self) -> Result<()> {
+        if self.writeback.is_none() {
+            self.conn.pragma_update(
+                None,
+                "wal_autocheckpoint",
+                WAL_AUTOCHECKPOINT_WITH_WRITEBACK,
+            )?;
+            self.writeback = Some(Writeback::start(&self.path));
+        }
+        Ok(())
+    }
+
     pub fn begin_append(&mut self) -> Result<AppendTx<'_>> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        Ok(AppendTx { tx })
+        Ok(AppendTx {
+            tx,
+            writeback: self.writeback.as_ref(),
+        })
     }
 }
 
@@ -501,6 +608,7 @@ impl Drop for ReadTransaction<'_> {
 /// An open append transaction. Dropping it without `commit` rolls back.
 pub struct AppendTx<'a> {
     tx: rusqlite::Transaction<'a>,
+    writeback: Option<&'a Writeback>,
 }
 
 impl AppendTx<'_> {
@@ -588,9 +696,22 @@ impl AppendTx<'_> {
         written
     }
 
+    /// Commit (durably: the WAL is synced). With a background writeback
+    /// running, the checkpoint that follows runs there.
     pub fn commit(self) -> Result<()> {
         self.tx.commit()?;
+        if let Some(w) = self.writeback {
+            w.send(WritebackJob::Checkpoint);
+        }
         Ok(())
+    }
+
+    /// With a background writeback running, have it write the WAL's
+    /// dirty pages to disk now (ahead of the commit's fsync).
+    pub fn hint_sync_wal(&self) {
+        if let Some(w) = self.writeback {
+            w.send(WritebackJob::SyncWal);
+        }
     }
 }
 

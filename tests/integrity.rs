@@ -342,6 +342,11 @@ fn long_ledger(dir: &Path) -> PathBuf {
         })
         .collect();
     ledger.append_batch(events, &[&recorder], 2).unwrap();
+    // Dropping the ledger also ends batch append's background writeback
+    // and closes its connection: SQLite removes the WAL once the last
+    // connection has closed.
+    drop(ledger);
+    assert!(!dir.join("long.sqlite-wal").exists());
     path
 }
 
