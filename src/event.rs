@@ -489,23 +489,9 @@ impl Body {
         // check.
         let raw: BodyIn<'_> = serde_json::from_slice(bytes)
             .map_err(|e| Error::format(format!("body is not a valid body object: {e}")))?;
-        // The event, tagged with its kind (the kind quoted as JSON, so that
-        // only a kind that names an event decodes).
-        let tag = serde_json::to_string(kind)
-            .map_err(|e| Error::format(format!("kind cannot be quoted: {e}")))?;
-        let tagged = format!("{{{tag}:{}}}", raw.event.get());
-        let event: Event = serde_json::from_str(&tagged)
-            .map_err(|e| Error::format(format!("{kind} event does not decode: {e}")))?;
-        let idempotency_key = match raw.idempotency_key {
-            None => None,
-            Some(s) => {
-                check_idempotency_key(&s).map_err(|e| Error::format(e.message().to_string()))?;
-                Some(s)
-            }
-        };
         let body = Body {
-            event,
-            idempotency_key,
+            event: decode_event(kind, raw.event)?,
+            idempotency_key: checked_key(raw.idempotency_key)?,
             postings: raw.postings.unwrap_or_default(),
         };
         // The typed round trip must give back the same bytes: this rejects
@@ -515,6 +501,101 @@ impl Body {
         }
         Ok(body)
     }
+}
+
+/// A body decoded as strictly as [`Body::decode`] does, except that its
+/// postings are left as bytes: the caller must compare them with the
+/// canonical encoding of the postings it expects
+/// ([`encode_postings`]), which checks their form at the same time. Verify
+/// decodes bodies this way, since it derives every entry's postings again.
+#[derive(Debug)]
+pub struct BodyRawPostings {
+    pub event: Event,
+    pub idempotency_key: Option<String>,
+    /// Where the postings array lies in the body's bytes; None when the
+    /// body has no postings member.
+    pub postings: Option<std::ops::Range<usize>>,
+}
+
+/// A body as read, its postings kept raw.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BodyInRawPostings<'a> {
+    #[serde(borrow)]
+    event: &'a serde_json::value::RawValue,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+    #[serde(default, borrow)]
+    postings: Option<&'a serde_json::value::RawValue>,
+}
+
+/// The member that follows the event and idempotency key, when present.
+const POSTINGS_MEMBER: &[u8] = b",\"postings\":";
+
+impl BodyRawPostings {
+    /// Decode a body of the given kind (see [`BodyRawPostings`]).
+    pub fn decode(kind: &str, bytes: &[u8]) -> Result<BodyRawPostings> {
+        let raw: BodyInRawPostings<'_> = serde_json::from_slice(bytes)
+            .map_err(|e| Error::format(format!("body is not a valid body object: {e}")))?;
+        let event = decode_event(kind, raw.event)?;
+        let idempotency_key = checked_key(raw.idempotency_key)?;
+        // Members sort as event, idempotency_key, postings: the bytes must
+        // be the canonical body without postings, with the postings member
+        // (if any) inserted before the closing brace.
+        let head = Body::encode_parts(&event, idempotency_key.as_deref(), &[])?;
+        let open = &head[..head.len() - 1];
+        let postings = match raw.postings {
+            None if bytes == head.as_slice() => None,
+            Some(p)
+                if bytes.len() == open.len() + POSTINGS_MEMBER.len() + p.get().len() + 1
+                    && bytes.starts_with(open)
+                    && bytes[open.len()..].starts_with(POSTINGS_MEMBER)
+                    && bytes.ends_with(b"}") =>
+            {
+                let start = open.len() + POSTINGS_MEMBER.len();
+                let range = start..bytes.len() - 1;
+                if &bytes[range.clone()] != p.get().as_bytes() {
+                    return Err(Error::format("body is not in canonical form"));
+                }
+                Some(range)
+            }
+            _ => return Err(Error::format("body is not in canonical form")),
+        };
+        Ok(BodyRawPostings {
+            event,
+            idempotency_key,
+            postings,
+        })
+    }
+}
+
+/// The bytes a body's postings member holds for these postings: None for
+/// none (the member is left out), else their canonical JSON array.
+pub fn encode_postings(postings: &[Posting]) -> Result<Option<Vec<u8>>> {
+    if postings.is_empty() {
+        Ok(None)
+    } else {
+        canonical_json::to_vec_typed(postings).map(Some)
+    }
+}
+
+/// Decode an event object of the given kind.
+fn decode_event(kind: &str, raw: &serde_json::value::RawValue) -> Result<Event> {
+    // Tagged with its kind (the kind quoted as JSON, so that only a kind
+    // that names an event decodes).
+    let tag = serde_json::to_string(kind)
+        .map_err(|e| Error::format(format!("kind cannot be quoted: {e}")))?;
+    let tagged = format!("{{{tag}:{}}}", raw.get());
+    serde_json::from_str(&tagged)
+        .map_err(|e| Error::format(format!("{kind} event does not decode: {e}")))
+}
+
+/// An idempotency key read from a body, checked.
+fn checked_key(key: Option<String>) -> Result<Option<String>> {
+    if let Some(k) = &key {
+        check_idempotency_key(k).map_err(|e| Error::format(e.message().to_string()))?;
+    }
+    Ok(key)
 }
 
 #[cfg(test)]
@@ -528,6 +609,111 @@ mod tests {
             size: 10,
             note: "board minutes".into(),
         })
+    }
+
+    /// What verify's decoder concludes about a body: Ok((event, key,
+    /// postings)) only when its postings bytes are also the canonical
+    /// encoding of the postings they spell (the comparison verify makes
+    /// with the postings it derives).
+    fn raw_postings_verdict(kind: &str, bytes: &[u8]) -> Option<Body> {
+        let raw = BodyRawPostings::decode(kind, bytes).ok()?;
+        let postings: Vec<Posting> = match &raw.postings {
+            None => vec![],
+            Some(range) => serde_json::from_slice(&bytes[range.clone()]).ok()?,
+        };
+        let canonical = encode_postings(&postings).unwrap();
+        (canonical.as_deref() == raw.postings.map(|r| &bytes[r])).then_some(Body {
+            event: raw.event,
+            idempotency_key: raw.idempotency_key,
+            postings,
+        })
+    }
+
+    /// Verify's decoder (postings left as bytes, compared with a canonical
+    /// encoding) accepts exactly the bodies the strict decoder accepts.
+    #[test]
+    fn raw_postings_decoder_agrees_with_the_strict_decoder() {
+        let posting = |account: &str, side: Side| Posting {
+            account: account.into(),
+            partner: Some("p1".into()),
+            startup: None,
+            side,
+            amount: "100.00".into(),
+            currency: "USD".into(),
+        };
+        let bodies = [
+            Body {
+                event: attest(),
+                idempotency_key: None,
+                postings: vec![],
+            },
+            Body {
+                event: attest(),
+                idempotency_key: Some("key-1".into()),
+                postings: vec![],
+            },
+            Body {
+                event: attest(),
+                idempotency_key: None,
+                postings: vec![
+                    posting("cash", Side::Debit),
+                    posting("capital", Side::Credit),
+                ],
+            },
+            Body {
+                event: attest(),
+                idempotency_key: Some("key-2".into()),
+                postings: vec![posting("cash", Side::Debit)],
+            },
+        ];
+        for body in bodies {
+            let good = String::from_utf8(body.encode().unwrap()).unwrap();
+            let mut spellings = vec![
+                good.clone(),
+                good.replacen(r#""size":10"#, r#""size": 10"#, 1),
+                good.replacen('{', "{ ", 1),
+                format!("{good} "),
+                good.replacen(r#""event":"#, r#""extra":1,"event":"#, 1),
+                good.replacen(r#","postings":"#, r#" ,"postings":"#, 1),
+                good.replacen(r#","postings":["#, r#","postings":[ "#, 1),
+                good.replacen(r#""amount":"100.00""#, r#""amount":"100.0""#, 1),
+                good.replacen(r#""side":"debit","#, "", 1).replacen(
+                    r#""account":"cash","#,
+                    r#""account":"cash","side":"debit","#,
+                    1,
+                ),
+                good.replacen(
+                    r#""idempotency_key":"key-1""#,
+                    r#""idempotency_key":"key 1""#,
+                    1,
+                ),
+            ];
+            let stripped = good.strip_suffix('}').unwrap().to_string();
+            spellings.push(format!("{stripped},\"postings\":[]}}"));
+            spellings.push(format!("{stripped},\"postings\":null}}"));
+            if body.postings.is_empty() {
+                spellings.push(format!(
+                    "{stripped},\"postings\":{}}}",
+                    String::from_utf8(
+                        canonical_json::to_vec_typed(&[posting("cash", Side::Debit)]).unwrap()
+                    )
+                    .unwrap()
+                ));
+            } else {
+                // The postings moved before the idempotency key or event.
+                let (open, postings) = stripped.split_once(r#","postings":"#).unwrap();
+                spellings.push(format!("{{\"postings\":{postings},{}}}", &open[1..]));
+            }
+            for spelling in spellings {
+                let strict = Body::decode("attest", spelling.as_bytes()).ok();
+                assert_eq!(
+                    raw_postings_verdict("attest", spelling.as_bytes()),
+                    strict,
+                    "{spelling}"
+                );
+            }
+            assert_eq!(raw_postings_verdict("attest", good.as_bytes()), Some(body));
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use crate::checkpoint::{ledger_verifiers, open_checkpoint};
 use crate::entry::{self, SignatureCheck, GENESIS_PREV_HASH};
 use crate::error::Result;
-use crate::event::Body;
+use crate::event::{encode_postings, Body, BodyRawPostings};
 use crate::ledger::decode_row;
 use crate::merkle::{self, Hash};
 use crate::note::{Verifier, SIG_TYPE_COSIGNATURE_V1};
@@ -187,8 +187,9 @@ const ROWS_PER_STEP: usize = 2048;
 /// A stored row and what a worker derived from it.
 struct Decoded {
     row: StoredRow,
-    /// The record and body, or why they do not decode.
-    parsed: std::result::Result<(entry::Record, Body), String>,
+    /// The record and body (its postings left as bytes, compared with
+    /// the postings the rules book), or why they do not decode.
+    parsed: std::result::Result<(entry::Record, BodyRawPostings), String>,
     /// The content hash (zero when the row does not decode).
     hash: Hash,
     /// The Merkle leaf hash of the stored record.
@@ -199,7 +200,7 @@ fn decode(row: StoredRow) -> Decoded {
     let leaf = merkle::leaf_hash(&row.record);
     let seq = u64::try_from(row.seq).unwrap_or(u64::MAX);
     let decoded = entry::Record::decode_hashed(&row.record).and_then(|(record, hash)| {
-        let body = Body::decode(&record.content.kind, &record.content.body)?;
+        let body = BodyRawPostings::decode(&record.content.kind, &record.content.body)?;
         Ok((record, body, hash))
     });
     match decoded.map_err(|e| e.at_seq(seq)) {
@@ -218,10 +219,17 @@ fn decode(row: StoredRow) -> Decoded {
     }
 }
 
-/// Run `main` on this thread while `threads` workers decode `rows` and
-/// batch-verify `checks` (and another frees `garbage`). Returns the
-/// decoded rows in order, the index of the first check that fails, and
-/// what `main` returned.
+/// Rows one decoding task of [`parallel_step`] takes.
+const DECODE_TASK_ROWS: usize = 256;
+
+/// Signatures one batch-verification task of [`parallel_step`] takes.
+const VERIFY_TASK_SIGNATURES: usize = 512;
+
+/// Run `main` on this thread while workers (one per core but one) decode
+/// `rows`, batch-verify `checks` and free `garbage`, in small tasks that
+/// this thread joins in on once `main` is done, so that every core stays
+/// busy whichever side has more to do. Returns the decoded rows in order,
+/// the index of the first check that fails, and what `main` returned.
 fn parallel_step<R>(
     rows: Vec<StoredRow>,
     checks: &[SignatureCheck],
@@ -229,50 +237,72 @@ fn parallel_step<R>(
     threads: usize,
     main: impl FnOnce() -> R,
 ) -> (Vec<Decoded>, Option<usize>, R) {
-    let threads = threads.max(1);
-    let rows_per = rows.len().div_ceil(threads).max(1);
-    let checks_per = checks.len().div_ceil(threads).max(1);
-    let mut rows = rows.into_iter();
-    let parts: Vec<(Vec<StoredRow>, &[SignatureCheck], usize)> = (0..threads)
-        .map(|i| {
-            let start = (i * checks_per).min(checks.len());
-            let end = (start + checks_per).min(checks.len());
-            (
-                rows.by_ref().take(rows_per).collect(),
-                &checks[start..end],
-                start,
-            )
-        })
-        .collect();
-    std::thread::scope(|scope| {
-        // The previous step's rows are freed off this thread.
-        scope.spawn(move || drop(garbage));
-        let handles: Vec<_> = parts
-            .into_iter()
-            .map(|(rows, checks, offset)| {
-                scope.spawn(move || {
-                    let failed = entry::verify_signatures(checks).map(|i| offset + i);
-                    (rows.into_iter().map(decode).collect::<Vec<_>>(), failed)
-                })
-            })
-            .collect();
-        let result = main();
-        let mut decoded = Vec::new();
-        let mut failed: Option<usize> = None;
-        for (i, handle) in handles.into_iter().enumerate() {
-            // A worker that panicked counts as a failure at its first check
-            // (and, having lost its rows, ends the stream there).
-            let (part, f) = handle
-                .join()
-                .unwrap_or_else(|_| (Vec::new(), Some((i * checks_per).min(checks.len()))));
-            decoded.extend(part);
-            failed = match (failed, f) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Mutex, OnceLock};
+    let mut row_parts: Vec<Mutex<Vec<StoredRow>>> = Vec::new();
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        row_parts.push(Mutex::new(rows.by_ref().take(DECODE_TASK_ROWS).collect()));
+    }
+    let check_parts: Vec<&[SignatureCheck]> = checks.chunks(VERIFY_TASK_SIGNATURES).collect();
+    let verified: Vec<OnceLock<Option<usize>>> =
+        check_parts.iter().map(|_| OnceLock::new()).collect();
+    let decoded: Vec<OnceLock<Vec<Decoded>>> = row_parts.iter().map(|_| OnceLock::new()).collect();
+    let garbage = Mutex::new(garbage);
+    // Tasks: the signature batches (the largest) first, then decoding,
+    // then freeing the previous step's rows.
+    let tasks = check_parts.len() + row_parts.len() + 1;
+    let next = AtomicUsize::new(0);
+    let run_tasks = || loop {
+        let task = next.fetch_add(1, Ordering::Relaxed);
+        if task >= tasks {
+            return;
         }
-        (decoded, failed, result)
-    })
+        // A task that panics leaves its slot empty (counted as a failure
+        // below); the other tasks go on.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if task < check_parts.len() {
+                let failed = entry::verify_signatures(check_parts[task]);
+                let _ = verified[task].set(failed);
+            } else if task - check_parts.len() < row_parts.len() {
+                let part = task - check_parts.len();
+                let rows =
+                    std::mem::take(&mut *row_parts[part].lock().unwrap_or_else(|e| e.into_inner()));
+                let _ = decoded[part].set(rows.into_iter().map(decode).collect());
+            } else {
+                drop(std::mem::take(
+                    &mut *garbage.lock().unwrap_or_else(|e| e.into_inner()),
+                ));
+            }
+        }));
+    };
+    let result = std::thread::scope(|scope| {
+        for _ in 1..threads.max(2) {
+            scope.spawn(run_tasks);
+        }
+        let result = main();
+        run_tasks();
+        result
+    });
+    // A batch whose task panicked counts as failing at its first check; a
+    // decoding task that panicked loses its rows, which ends the stream
+    // there (the sequence check reports the gap).
+    let failed = verified
+        .into_iter()
+        .enumerate()
+        .find_map(|(i, slot)| match slot.into_inner() {
+            Some(None) => None,
+            Some(Some(at)) => Some(i * VERIFY_TASK_SIGNATURES + at),
+            None => Some(i * VERIFY_TASK_SIGNATURES),
+        });
+    let mut out = Vec::with_capacity(decoded.len() * DECODE_TASK_ROWS);
+    for slot in decoded {
+        match slot.into_inner() {
+            Some(part) => out.extend(part),
+            None => break,
+        }
+    }
+    (out, failed, result)
 }
 
 fn signature_failure(job: &SigJob) -> Failure {
@@ -484,13 +514,18 @@ impl ChainVerifier<'_> {
             Ok(p) => p,
             Err(e) => return Ok(Err(fail(seq, "rule", e.message()))),
         };
-        if prepared.postings != body.postings {
+        // Comparing the canonical encoding of the booked postings with the
+        // signed bytes also checks that those are in canonical form.
+        let booked = encode_postings(&prepared.postings)?;
+        let signed = body.postings.clone().map(|range| &c.body[range]);
+        if booked.as_deref() != signed {
+            let text = |p: Option<&[u8]>| String::from_utf8_lossy(p.unwrap_or(b"[]")).into_owned();
             return Ok(Err(mismatch(
                 seq,
                 "postings",
                 "the signed postings differ from what the event books",
-                serde_json::to_string(&prepared.postings).unwrap_or_default(),
-                serde_json::to_string(&body.postings).unwrap_or_default(),
+                text(booked.as_deref()),
+                text(signed),
             )));
         }
         for (level, index, node) in self.tree.push(decoded.leaf) {
@@ -591,27 +626,37 @@ pub fn verify_with(
         Ok(rows)
     };
     let next_from = |rows: &[StoredRow]| rows.last().map_or(u64::MAX, |r| r.seq as u64 + 1);
-    // The pipeline: step k's rules are checked on this thread while the
-    // workers decode step k + 1 and batch-verify step k - 1's signatures.
+    // The pipeline: step k's rules are checked on this thread (which then
+    // reads step k + 2's rows) while the workers decode step k + 1 and
+    // batch-verify step k - 1's signatures.
     let first = read_step(0)?;
     let mut from = next_from(&first);
+    let mut next_rows = if first.len() == ROWS_PER_STEP {
+        read_step(from)?
+    } else {
+        Vec::new()
+    };
+    from = next_from(&next_rows).max(from);
     let (mut current, _, ()) = parallel_step(first, &[], Vec::new(), threads, || ());
     let (mut prev_jobs, mut prev_checks): (Vec<SigJob>, Vec<SignatureCheck>) =
         (Vec::new(), Vec::new());
     let mut failure: Option<Failure> = None;
     let mut garbage = Vec::new();
     while !current.is_empty() {
-        let next = if current.len() == ROWS_PER_STEP {
-            read_step(from)?
-        } else {
-            Vec::new()
-        };
-        from = next_from(&next).max(from);
+        let rows = std::mem::take(&mut next_rows);
+        let more = rows.len() == ROWS_PER_STEP;
         let (mut jobs, mut checks) = (Vec::new(), Vec::new());
-        let (decoded, bad_signature, checked) =
-            parallel_step(next, &prev_checks, garbage, threads, || {
-                v.check_step(&current, &mut jobs, &mut checks)
+        let (decoded, bad_signature, (checked, read)) =
+            parallel_step(rows, &prev_checks, garbage, threads, || {
+                let checked = v.check_step(&current, &mut jobs, &mut checks);
+                let read = match &checked {
+                    Ok(None) if more => read_step(from),
+                    _ => Ok(Vec::new()),
+                };
+                (checked, read)
             });
+        next_rows = read?;
+        from = next_from(&next_rows).max(from);
         let checked = checked?;
         if let Some(i) = bad_signature {
             // Step k - 1 comes before anything step k found.
