@@ -439,11 +439,21 @@ fn check_memo(memo: &Option<String>) -> Result<()> {
 
 /// Parse an ISO 8601 calendar date (YYYY-MM-DD), accepting only that spelling.
 pub fn parse_date(text: &str) -> Result<time::Date> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    let date = time::Date::parse(text, &format)
-        .ok()
-        .filter(|d| (1900..=2200).contains(&d.year()))
-        .filter(|d| d.format(&format).ok().as_deref() == Some(text));
+    // Exactly ten bytes: four, two and two ASCII digits, dashes between.
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+        b.get(range)?.iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let date = (b.len() == 10 && b[4] == b'-' && b[7] == b'-')
+        .then(|| Some((digits(0..4)?, digits(5..7)?, digits(8..10)?)))
+        .flatten()
+        .filter(|(year, _, _)| (1900..=2200).contains(year))
+        .and_then(|(year, month, day)| {
+            let month = time::Month::try_from(u8::try_from(month).ok()?).ok()?;
+            time::Date::from_calendar_date(year as i32, month, u8::try_from(day).ok()?).ok()
+        });
     date.ok_or_else(|| {
         Error::rule(format!(
             "date {text:?} is not a calendar date in the form YYYY-MM-DD"
@@ -1916,6 +1926,42 @@ mod tests {
             "",
         ] {
             assert!(parse_date(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The hand-written date parser accepts exactly what the `time`
+    /// crate's strict round trip (the parser it replaced) accepts.
+    #[test]
+    fn date_parser_agrees_with_the_time_crate() {
+        fn reference(text: &str) -> Option<time::Date> {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            time::Date::parse(text, &format)
+                .ok()
+                .filter(|d| (1900..=2200).contains(&d.year()))
+                .filter(|d| d.format(&format).ok().as_deref() == Some(text))
+        }
+        use proptest::prelude::*;
+        let mut runner = proptest::test_runner::TestRunner::default();
+        let strategy = prop_oneof![
+            "[0-9]{4}-[0-9]{2}-[0-9]{2}",
+            "(18|19|20|21|22)[0-9]{2}-(0[0-9]|1[0-3])-([0-2][0-9]|3[0-2])",
+            "[ +0-9-]{0,2}[0-9]{1,5}-[0-9]{1,3}-[0-9]{1,3}[ T0-9]{0,2}",
+            "\\PC{0,12}",
+        ];
+        runner
+            .run(&strategy, |text| {
+                prop_assert_eq!(parse_date(&text).ok(), reference(&text), "{}", text);
+                Ok(())
+            })
+            .unwrap();
+        for text in [
+            "1900-01-01",
+            "2200-12-31",
+            "1899-12-31",
+            "2201-01-01",
+            "2024-02-29",
+        ] {
+            assert_eq!(parse_date(text).ok(), reference(text), "{text}");
         }
     }
 
