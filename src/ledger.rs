@@ -1077,3 +1077,60 @@ pub fn now_unix_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hashes(job: u64, n: usize) -> Vec<[u8; 32]> {
+        (0..n)
+            .map(|i| crate::merkle::leaf_hash(format!("{job}/{i}").as_bytes()))
+            .collect()
+    }
+
+    /// Every queued group comes back signed by every signer, in the order
+    /// of its hashes, whether a signing thread or the waiting thread
+    /// signed it, and whatever order the groups are waited for in.
+    #[test]
+    fn sign_queue_signs_every_group_on_either_thread() {
+        let keys = [
+            SigningKey::from_bytes(&[1; 32]),
+            SigningKey::from_bytes(&[2; 32]),
+        ];
+        let signers: Vec<&SigningKey> = keys.iter().collect();
+        let check = |job: u64, signed: Vec<Vec<EntrySignature>>| {
+            let expected = hashes(job, 5 + job as usize);
+            assert_eq!(signed.len(), expected.len());
+            for (hash, sigs) in expected.iter().zip(&signed) {
+                assert_eq!(sigs.len(), 2);
+                for (sig, key) in sigs.iter().zip(&keys) {
+                    assert_eq!(sig.key_id, key_id(&key.verifying_key()));
+                    assert!(entry::verify_signature(&key.verifying_key(), hash, sig));
+                }
+            }
+        };
+        // No signing thread: the waiting thread signs every queued group,
+        // the one it waits for and those before it.
+        let queue = SignQueue::default();
+        let jobs: Vec<u64> = (0..4)
+            .map(|j| queue.push(hashes(j, 5 + j as usize)))
+            .collect();
+        assert_eq!(jobs, vec![0, 1, 2, 3]);
+        check(2, queue.wait_for(2, &signers).unwrap());
+        check(0, queue.wait_for(0, &signers).unwrap());
+        check(3, queue.wait_for(3, &signers).unwrap());
+        check(1, queue.wait_for(1, &signers).unwrap());
+        // With a signing thread racing the waiting one.
+        let queue = SignQueue::default();
+        std::thread::scope(|scope| {
+            scope.spawn(|| queue.work(&signers));
+            let _close = CloseOnDrop(&queue);
+            let jobs: Vec<u64> = (0..8)
+                .map(|j| queue.push(hashes(j, 5 + j as usize)))
+                .collect();
+            for job in jobs {
+                check(job, queue.wait_for(job, &signers).unwrap());
+            }
+        });
+    }
+}

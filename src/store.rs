@@ -891,6 +891,38 @@ mod tests {
         );
     }
 
+    /// The background writeback starts once, raises the writer's own
+    /// checkpoint threshold to the fallback, checkpoints after a commit on
+    /// its own connection, and is joined when the store is dropped.
+    #[test]
+    fn writeback_checkpoints_in_the_background_and_ends_with_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let mut store = Store::create(&path).unwrap();
+        store.start_writeback().unwrap();
+        store.start_writeback().unwrap();
+        let threshold: i64 = store
+            .conn
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(threshold, WAL_AUTOCHECKPOINT_WITH_WRITEBACK);
+        let tx = store.begin_append().unwrap();
+        tx.tx
+            .execute_batch("CREATE TABLE t (x BLOB); INSERT INTO t VALUES (zeroblob(100000));")
+            .unwrap();
+        tx.hint_sync_wal();
+        tx.commit().unwrap();
+        // The writer's own threshold is far off, so only the writeback's
+        // checkpoint copies the blob from the WAL into the database file.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while fs::metadata(&path).unwrap().len() < 100_000 {
+            assert!(std::time::Instant::now() < deadline, "no checkpoint");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        drop(store);
+        assert!(!dir.path().join("l.sqlite-wal").exists());
+    }
+
     #[test]
     fn create_refuses_existing_file_and_open_refuses_non_ledgers() {
         let dir = tempfile::tempdir().unwrap();
