@@ -177,11 +177,12 @@ struct SigJob {
 }
 
 /// Entries per step of the pipeline: while the main thread checks the rules
-/// of one step's entries in order, worker threads decode the next step's
-/// rows and batch-verify the previous step's signatures. Large enough to
-/// amortise thread start-up and give each core a full batch equation
-/// (1024 signatures), small enough that the three steps in flight (about
-/// 4 KiB per entry, decoded) stay near 25 MiB.
+/// of one step's entries in order (then reads the rows of the step after
+/// next), worker threads decode the next step's rows and batch-verify the
+/// previous step's signatures. Large enough to amortise thread start-up and
+/// give the workers several tasks each, small enough that the four steps
+/// in flight (read, being decoded, being checked, being freed) stay near
+/// 30 MiB.
 const ROWS_PER_STEP: usize = 2048;
 
 /// A stored row and what a worker derived from it.
