@@ -677,9 +677,15 @@ mod tests {
                 good.replacen(r#","postings":"#, r#" ,"postings":"#, 1),
                 good.replacen(r#","postings":["#, r#","postings":[ "#, 1),
                 good.replacen(r#""amount":"100.00""#, r#""amount":"100.0""#, 1),
-                good.replacen(r#""side":"debit","#, "", 1).replacen(
+                // A posting's members out of order, and one twice.
+                good.replacen(r#","side":"debit"}"#, "}", 1).replacen(
                     r#""account":"cash","#,
                     r#""account":"cash","side":"debit","#,
+                    1,
+                ),
+                good.replacen(
+                    r#""account":"cash","#,
+                    r#""account":"cash","account":"cash","#,
                     1,
                 ),
                 good.replacen(

@@ -46,6 +46,14 @@ fn big_ledger() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// Point the stored snapshot row at another entry hash.
+fn set_snapshot_entry_hash(path: &Path, hash: &[u8]) {
+    Connection::open(path)
+        .unwrap()
+        .execute("UPDATE state_snapshot SET entry_hash = ?1", params![hash])
+        .unwrap();
+}
+
 /// The state a full replay gives: a copy of the ledger without its
 /// snapshot row, opened read-only.
 fn full_replay(path: &Path) -> State {
@@ -202,13 +210,7 @@ fn a_snapshot_of_another_entry_is_ignored_at_open_and_reported_by_verify() {
     let (seq, _, _) = snapshot_row(&path);
     let honest = cash(&full_replay(&path));
     tamper_cash(&path);
-    Connection::open(&path)
-        .unwrap()
-        .execute(
-            "UPDATE state_snapshot SET entry_hash = ?1",
-            params![vec![0xabu8; 32]],
-        )
-        .unwrap();
+    set_snapshot_entry_hash(&path, &[0xab; 32]);
     // The snapshot does not name the stored entry: a full replay.
     assert_eq!(cash(Ledger::open_read_only(&path).unwrap().state()), honest);
     let (code, report) = verify_json(dir.path(), &path);
@@ -300,31 +302,18 @@ fn a_snapshot_of_the_older_format_is_replayed_past_verified_and_replaced() {
     assert_eq!(report["status"], "intact", "{report}");
 
     // The row's entry hash is still checked.
-    Connection::open(&path)
-        .unwrap()
-        .execute(
-            "UPDATE state_snapshot SET entry_hash = ?1",
-            params![vec![0xabu8; 32]],
-        )
-        .unwrap();
+    set_snapshot_entry_hash(&path, &[0xab; 32]);
     let (code, report) = verify_json(dir.path(), &path);
     assert_eq!(code, 1, "{report}");
     assert_eq!(report["failure"]["check"], "snapshot", "{report}");
     let head = full.last_seq.unwrap();
-    Connection::open(&path)
+    let stored = Store::open_read_only(&path)
         .unwrap()
-        .execute(
-            "UPDATE state_snapshot SET entry_hash = ?1",
-            params![
-                Store::open_read_only(&path)
-                    .unwrap()
-                    .get(seq)
-                    .unwrap()
-                    .unwrap()
-                    .entry_hash
-            ],
-        )
-        .unwrap();
+        .get(seq)
+        .unwrap()
+        .unwrap()
+        .entry_hash;
+    set_snapshot_entry_hash(&path, &stored);
 
     // A writable open replaces it with the current format, at the head.
     let ledger = Ledger::open(&path).unwrap();
