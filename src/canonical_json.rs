@@ -74,7 +74,7 @@ fn write_value(out: &mut Vec<u8>, value: &Value) -> Result<()> {
     Ok(())
 }
 
-fn write_string(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn write_string(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     // Most strings need no escape: copy them whole.

@@ -508,7 +508,7 @@ impl Ledger {
         let lookup = lookup_in(|s| tx.get(s));
         let prepared = state.prepare(content.seq, &body.event, &lookup)?;
         drop(lookup);
-        if prepared.postings != body.postings {
+        if prepared.postings() != body.postings {
             return Err(Error::rule(
                 "the proposal's postings differ from what the event books now",
             ));
@@ -716,7 +716,7 @@ impl Ledger {
                         body: Body::encode_parts(
                             &event,
                             idempotency_key.as_deref(),
-                            &prepared.postings,
+                            &prepared.postings(),
                         )?,
                     };
                     content.check_header().map_err(at)?;
@@ -937,7 +937,7 @@ fn draft_entry(
     let body = Body {
         event: event.clone(),
         idempotency_key: idempotency_key.clone(),
-        postings: prepared.postings.clone(),
+        postings: prepared.postings(),
     };
     let content = Content {
         origin,

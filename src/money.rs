@@ -557,6 +557,13 @@ pub fn parse_canonical_amount(text: &str, currency: Currency) -> Result<Decimal,
 /// places is a caller's bug (check it with [`check_scale`]): debug builds panic, release builds
 /// write every digit of the exact value rather than lose any.
 pub fn format_amount(amount: Decimal, currency: Currency) -> String {
+    let mut out = String::new();
+    write_amount(&mut out, amount, currency);
+    out
+}
+
+/// [`format_amount`], appended to `out`.
+pub fn write_amount(out: &mut String, amount: Decimal, currency: Currency) {
     let mu = currency.minor_units;
     let scale = amount.scale();
     let magnitude = amount.mantissa().unsigned_abs();
@@ -575,12 +582,27 @@ pub fn format_amount(amount: Decimal, currency: Currency) -> String {
             (magnitude, scale)
         }
     };
-    let mut out = String::new();
     if digits != 0 && amount.is_sign_negative() {
         out.push('-');
     }
-    out.push_str(&digits_with_point(digits, places));
-    out
+    push_digits_with_point(out, digits, places);
+}
+
+/// The value [`parse_canonical_amount`] reads from what [`format_amount`]
+/// writes of `amount` (the amount at the currency's scale), or the error it
+/// gives: how a computed posting amount is checked, without the text.
+pub fn posting_amount(amount: Decimal, currency: Currency) -> Result<Decimal, MoneyError> {
+    let mu = currency.minor_units;
+    // Writing and reading back keeps an amount already at the currency's
+    // scale, not negative, with at most MAX_INTEGER_DIGITS integer digits.
+    let integer_limit = 10u128.pow(MAX_INTEGER_DIGITS as u32 + mu);
+    if amount.scale() == mu
+        && !amount.is_sign_negative()
+        && amount.mantissa().unsigned_abs() < integer_limit
+    {
+        return Ok(amount);
+    }
+    parse_canonical_amount(&format_amount(amount, currency), currency)
 }
 
 /// Checks that an amount has no more significant decimal places than the currency allows.
@@ -707,18 +729,25 @@ fn digits_to_decimal(
     Decimal::try_from_i128_with_scale(units, mu).map_err(|_| out_of_range())
 }
 
-/// Writes `digits` as a decimal number with `places` digits after the point.
-fn digits_with_point(digits: u128, places: u32) -> String {
-    let places = places as usize;
-    let mut s = digits.to_string();
-    if places == 0 {
-        return s;
+/// Appends `digits` as a decimal number with `places` digits after the point.
+fn push_digits_with_point(out: &mut String, digits: u128, places: u32) {
+    let mut buf = [0u8; 40];
+    let mut start = buf.len();
+    let mut rest = digits;
+    // Every digit, and at least `places + 1` of them (leading zeros).
+    while rest != 0 || buf.len() - start <= places as usize {
+        start -= 1;
+        buf[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
     }
-    if s.len() <= places {
-        s.insert_str(0, &"0".repeat(places + 1 - s.len()));
+    let written = &buf[start..];
+    let point = written.len() - places as usize;
+    // ASCII digits only.
+    out.push_str(std::str::from_utf8(&written[..point]).unwrap_or_default());
+    if places > 0 {
+        out.push('.');
+        out.push_str(std::str::from_utf8(&written[point..]).unwrap_or_default());
     }
-    s.insert(s.len() - places, '.');
-    s
 }
 
 /// Input text as shown in an error message: at most 40 characters, escaped so that the message
@@ -1143,6 +1172,33 @@ mod tests {
                 let _ = parse_amount(&s, c);
                 let _ = parse_canonical_amount(&s, c);
                 let _ = Currency::from_code(&s);
+            }
+
+            /// The check of a computed posting amount gives what writing
+            /// the amount and reading it back gives (value, scale, error).
+            #[test]
+            fn posting_amount_is_format_then_parse(
+                mantissa in prop_oneof![
+                    -1_000_000i128..1_000_000_000,
+                    any::<i64>().prop_map(i128::from),
+                    (0i128..(1i128 << 96)),
+                ],
+                scale in 0u32..6,
+                c in any_currency(),
+            ) {
+                let amount = Decimal::from_i128_with_scale(mantissa, scale);
+                // Only amounts format_amount can write without rounding.
+                prop_assume!(check_scale(amount, c).is_ok());
+                let expected = parse_canonical_amount(&format_amount(amount, c), c);
+                let got = posting_amount(amount, c);
+                match (&expected, &got) {
+                    (Ok(e), Ok(g)) => {
+                        prop_assert_eq!(e, g);
+                        prop_assert_eq!(e.scale(), g.scale());
+                    }
+                    (Err(e), Err(g)) => prop_assert_eq!(e.to_string(), g.to_string()),
+                    _ => prop_assert!(false, "{amount}: {expected:?} against {got:?}"),
+                }
             }
 
             #[test]

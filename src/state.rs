@@ -156,6 +156,51 @@ impl AccountKey {
     }
 }
 
+/// An account and dimension, owned ([`AccountKey`]) or borrowed: lets the
+/// balance maps be searched without building an owned key.
+trait KeyRef {
+    fn parts(&self) -> (Account, &str);
+}
+
+impl KeyRef for AccountKey {
+    fn parts(&self) -> (Account, &str) {
+        (self.account, &self.dimension)
+    }
+}
+
+impl KeyRef for (Account, &str) {
+    fn parts(&self) -> (Account, &str) {
+        *self
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn KeyRef + 'a> for AccountKey {
+    fn borrow(&self) -> &(dyn KeyRef + 'a) {
+        self
+    }
+}
+
+// Ordered as `AccountKey` derives its order: account, then dimension.
+impl PartialEq for dyn KeyRef + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn KeyRef + '_ {}
+
+impl PartialOrd for dyn KeyRef + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn KeyRef + '_ {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.parts().cmp(&other.parts())
+    }
+}
+
 /// An enrolled key.
 #[derive(Debug, Clone)]
 pub struct KeyRecord {
@@ -278,7 +323,7 @@ pub struct FundState {
 impl FundState {
     pub fn balance(&self, account: Account, dimension: &str) -> Decimal {
         self.balances
-            .get(&AccountKey::new(account, dimension))
+            .get(&(account, dimension) as &dyn KeyRef)
             .copied()
             .unwrap_or_default()
     }
@@ -289,11 +334,17 @@ impl FundState {
 
     /// Partners with a commitment record in this fund.
     pub fn partners(&self) -> BTreeSet<String> {
+        self.partner_keys().map(str::to_string).collect()
+    }
+
+    /// Partners with a commitment record in this fund, in order, borrowed.
+    fn partner_keys(&self) -> impl Iterator<Item = &str> {
+        let first: &dyn KeyRef = &(Account::Commitment, "");
         self.balances
-            .keys()
-            .filter(|k| k.account == Account::Commitment)
-            .map(|k| k.dimension.clone())
-            .collect()
+            .range::<dyn KeyRef, _>((std::ops::Bound::Included(first), std::ops::Bound::Unbounded))
+            .map(|(k, _)| k)
+            .take_while(|k| k.account == Account::Commitment)
+            .map(|k| k.dimension.as_str())
     }
 
     /// Net committed amount (a credit balance, shown positive).
@@ -368,15 +419,101 @@ enum Effect {
     },
 }
 
+/// A posting as the rules book it: typed, in the fund's currency. Its
+/// written form, as the signed body carries it, is a [`Posting`]
+/// ([`Prepared::postings`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Booked {
+    key: AccountKey,
+    side: Side,
+    /// Above zero, at the currency's scale (once [`State::prepare`] has
+    /// checked it).
+    amount: Decimal,
+}
+
+impl Booked {
+    /// A written posting of a fund in `currency`, checked as a written
+    /// posting must be: an account of the chart with its dimension, the
+    /// fund's currency, a canonical amount.
+    fn of_posting(p: &Posting, currency: Currency) -> Result<Booked> {
+        let key = AccountKey::of_posting(p)?;
+        if p.currency != currency.code() {
+            return Err(Error::rule(format!(
+                "posting currency {} is not the fund's {}",
+                p.currency,
+                currency.code()
+            )));
+        }
+        let amount = money::parse_canonical_amount(&p.amount, currency).map_err(money_error)?;
+        Ok(Booked {
+            key,
+            side: p.side,
+            amount,
+        })
+    }
+
+    /// The amount, debit-positive.
+    fn signed(&self) -> Decimal {
+        match self.side {
+            Side::Debit => self.amount,
+            Side::Credit => -self.amount,
+        }
+    }
+
+    /// The written form's members.
+    fn written(&self, currency: Currency) -> PostingRef<'_> {
+        let dimension = Some(self.key.dimension.as_str());
+        let (partner, startup) = match self.key.account.dimension() {
+            Dimension::None => (None, None),
+            Dimension::Partner => (dimension, None),
+            Dimension::Startup => (None, dimension),
+        };
+        PostingRef {
+            account: self.key.account.as_str(),
+            partner,
+            startup,
+            side: self.side,
+            amount: AmountRef::Value(self.amount, currency),
+            currency: currency.code(),
+        }
+    }
+}
+
 /// What [`State::prepare`] found: the postings the entry books and the
 /// registry changes [`State::apply`] will make.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    pub postings: Vec<Posting>,
+    booked: Vec<Booked>,
+    /// The currency of the fund the postings are in (when there are any).
+    currency: Option<Currency>,
     pub fund: Option<String>,
     /// The event's effective date, if it has one.
     pub date: Option<time::Date>,
     effect: Effect,
+}
+
+impl Prepared {
+    /// The postings in their written form, as the signed body carries them.
+    pub fn postings(&self) -> Vec<Posting> {
+        let Some(currency) = self.currency else {
+            return Vec::new();
+        };
+        self.booked
+            .iter()
+            .map(|b| b.written(currency).to_owned())
+            .collect()
+    }
+
+    /// The canonical JSON of [`Prepared::postings`] (`None` when there are
+    /// none), the bytes the signed body carries: what
+    /// [`crate::event::encode_postings`] writes, without building the
+    /// written postings.
+    pub fn encode_postings(&self) -> Option<Vec<u8>> {
+        let currency = self.currency?;
+        let mut out = Vec::with_capacity(96 * self.booked.len());
+        crate::event::write_postings(&mut out, self.booked.iter().map(|b| b.written(currency)));
+        Some(out)
+    }
 }
 
 /// Looks up an earlier entry's kind and body (for reversals).
@@ -509,39 +646,19 @@ fn money_error(e: impl std::fmt::Display) -> Error {
     Error::rule(e.to_string())
 }
 
-fn posting(
-    account: Account,
-    dimension: &str,
-    side: Side,
-    amount: Decimal,
-    currency: Currency,
-) -> Posting {
-    let (partner, startup) = match account.dimension() {
-        Dimension::None => (None, None),
-        Dimension::Partner => (Some(dimension.to_string()), None),
-        Dimension::Startup => (None, Some(dimension.to_string())),
-    };
-    Posting {
-        account: account.as_str().to_string(),
-        partner,
-        startup,
+fn posting(account: Account, dimension: &str, side: Side, amount: Decimal) -> Booked {
+    Booked {
+        key: AccountKey::new(account, dimension),
         side,
-        amount: money::format_amount(amount, currency),
-        currency: currency.code().to_string(),
+        amount,
     }
 }
 
 /// Postings for `amount` split across partners into `account`, on `side`.
-fn split_postings(
-    out: &mut Vec<Posting>,
-    account: Account,
-    side: Side,
-    shares: &[(String, Decimal)],
-    currency: Currency,
-) {
+fn split_postings(out: &mut Vec<Booked>, account: Account, side: Side, shares: &[(&str, Decimal)]) {
     for (partner, share) in shares {
         if !share.is_zero() {
-            out.push(posting(account, partner, side, *share, currency));
+            out.push(posting(account, partner, side, *share));
         }
     }
 }
@@ -607,33 +724,23 @@ impl State {
     }
 
     /// Partners' current commitments in a fund, as split weights.
-    fn commitment_weights(&self, fund: &FundState) -> Vec<(String, Decimal)> {
-        fund.partners()
-            .into_iter()
-            .map(|p| {
-                let c = fund.committed(&p);
-                (p, c)
-            })
+    fn commitment_weights<'f>(&self, fund: &'f FundState) -> Vec<(&'f str, Decimal)> {
+        fund.partner_keys()
+            .map(|p| (p, fund.committed(p)))
             .collect()
     }
 
-    fn paid_in_weights(&self, fund: &FundState) -> Vec<(String, Decimal)> {
-        fund.partners()
-            .into_iter()
-            .map(|p| {
-                let c = fund.paid_in(&p);
-                (p, c)
-            })
-            .collect()
+    fn paid_in_weights<'f>(&self, fund: &'f FundState) -> Vec<(&'f str, Decimal)> {
+        fund.partner_keys().map(|p| (p, fund.paid_in(p))).collect()
     }
 
-    fn split(
+    fn split<'f>(
         &self,
         fund: &FundState,
         total: Decimal,
-        weights: &[(String, Decimal)],
+        weights: &[(&'f str, Decimal)],
         basis: &str,
-    ) -> Result<Vec<(String, Decimal)>> {
+    ) -> Result<Vec<(&'f str, Decimal)>> {
         if weights.iter().all(|(_, w)| w.is_zero()) {
             return Err(Error::rule(format!(
                 "fund {} has no {basis} to split {} over",
@@ -981,20 +1088,12 @@ impl State {
                 self.known_partner(&c.partner)?;
                 check_memo(&c.memo)?;
                 let amount = self.positive(fund, &c.amount, &c.currency)?;
-                let cur = fund.currency;
-                postings.push(posting(
-                    Account::Unfunded,
-                    &c.partner,
-                    Side::Debit,
-                    amount,
-                    cur,
-                ));
+                postings.push(posting(Account::Unfunded, &c.partner, Side::Debit, amount));
                 postings.push(posting(
                     Account::Commitment,
                     &c.partner,
                     Side::Credit,
                     amount,
-                    cur,
                 ));
                 Effect::None
             }
@@ -1012,21 +1111,13 @@ impl State {
                         money::format_amount(unfunded, fund.currency)
                     )));
                 }
-                let cur = fund.currency;
                 postings.push(posting(
                     Account::Commitment,
                     &c.partner,
                     Side::Debit,
                     amount,
-                    cur,
                 ));
-                postings.push(posting(
-                    Account::Unfunded,
-                    &c.partner,
-                    Side::Credit,
-                    amount,
-                    cur,
-                ));
+                postings.push(posting(Account::Unfunded, &c.partner, Side::Credit, amount));
                 Effect::None
             }
             Event::Call(c) => {
@@ -1061,17 +1152,10 @@ impl State {
                         )));
                     }
                 }
-                let cur = fund.currency;
-                split_postings(
-                    &mut postings,
-                    Account::CallReceivable,
-                    Side::Debit,
-                    &shares,
-                    cur,
-                );
-                split_postings(&mut postings, Account::Capital, Side::Credit, &shares, cur);
-                split_postings(&mut postings, Account::Called, Side::Debit, &shares, cur);
-                split_postings(&mut postings, Account::Unfunded, Side::Credit, &shares, cur);
+                split_postings(&mut postings, Account::CallReceivable, Side::Debit, &shares);
+                split_postings(&mut postings, Account::Capital, Side::Credit, &shares);
+                split_postings(&mut postings, Account::Called, Side::Debit, &shares);
+                split_postings(&mut postings, Account::Unfunded, Side::Credit, &shares);
                 Effect::Call(CallState {
                     number: fund.calls.len() as u64 + 1,
                     seq,
@@ -1086,7 +1170,7 @@ impl State {
                             .filter(|(_, s)| !s.is_zero())
                             .map(|(p, s)| {
                                 (
-                                    Arc::new(p),
+                                    Arc::new(p.to_string()),
                                     CallShare {
                                         called: s,
                                         paid: Decimal::ZERO,
@@ -1132,14 +1216,12 @@ impl State {
                         format_date(call.date)
                     )));
                 }
-                let cur = fund.currency;
-                postings.push(posting(Account::Cash, "", Side::Debit, amount, cur));
+                postings.push(posting(Account::Cash, "", Side::Debit, amount));
                 postings.push(posting(
                     Account::CallReceivable,
                     &c.partner,
                     Side::Credit,
                     amount,
-                    cur,
                 ));
                 Effect::Contribution {
                     call: c.call,
@@ -1153,15 +1235,13 @@ impl State {
                 check_memo(&i.memo)?;
                 let amount = self.positive(fund, &i.amount, &i.currency)?;
                 self.needs_cash(fund, amount, "investment")?;
-                let cur = fund.currency;
                 postings.push(posting(
                     Account::Investments,
                     &i.startup,
                     Side::Debit,
                     amount,
-                    cur,
                 ));
-                postings.push(posting(Account::Cash, "", Side::Credit, amount, cur));
+                postings.push(posting(Account::Cash, "", Side::Credit, amount));
                 Effect::None
             }
             Event::Valuation(v) => {
@@ -1178,7 +1258,6 @@ impl State {
                 }
                 let carrying = cost + fund.balance(Account::FairValueAdjustment, &v.startup);
                 let delta = value - carrying;
-                let cur = fund.currency;
                 if !delta.is_zero() {
                     let side = if delta > Decimal::ZERO {
                         Side::Debit
@@ -1196,14 +1275,12 @@ impl State {
                         &v.startup,
                         side,
                         delta.abs(),
-                        cur,
                     ));
                     split_postings(
                         &mut postings,
                         Account::UnrealizedGain,
                         side.opposite(),
                         &shares,
-                        cur,
                     );
                 }
                 Effect::None
@@ -1237,17 +1314,15 @@ impl State {
                             RoundingStrategy::MidpointNearestEven,
                         )
                 };
-                let cur = fund.currency;
                 let weights = self.paid_in_weights(fund);
                 if proceeds > Decimal::ZERO {
-                    postings.push(posting(Account::Cash, "", Side::Debit, proceeds, cur));
+                    postings.push(posting(Account::Cash, "", Side::Debit, proceeds));
                 }
                 postings.push(posting(
                     Account::Investments,
                     &r.startup,
                     Side::Credit,
                     released,
-                    cur,
                 ));
                 if !fva_released.is_zero() {
                     // Release the unrealized gain (or loss) on the part sold.
@@ -1263,14 +1338,12 @@ impl State {
                         &r.startup,
                         side,
                         fva_released.abs(),
-                        cur,
                     ));
                     split_postings(
                         &mut postings,
                         Account::UnrealizedGain,
                         side.opposite(),
                         &shares,
-                        cur,
                     );
                 }
                 let gain = proceeds - released;
@@ -1281,7 +1354,7 @@ impl State {
                         Side::Debit
                     };
                     let shares = self.split(fund, gain.abs(), &weights, "paid-in capital")?;
-                    split_postings(&mut postings, Account::RealizedGain, side, &shares, cur);
+                    split_postings(&mut postings, Account::RealizedGain, side, &shares);
                 }
                 Effect::None
             }
@@ -1292,15 +1365,8 @@ impl State {
                 self.needs_cash(fund, total, "distribution")?;
                 let shares =
                     self.split(fund, total, &self.paid_in_weights(fund), "paid-in capital")?;
-                let cur = fund.currency;
-                split_postings(
-                    &mut postings,
-                    Account::Distributions,
-                    Side::Debit,
-                    &shares,
-                    cur,
-                );
-                postings.push(posting(Account::Cash, "", Side::Credit, total, cur));
+                split_postings(&mut postings, Account::Distributions, Side::Debit, &shares);
+                postings.push(posting(Account::Cash, "", Side::Credit, total));
                 Effect::None
             }
             Event::Fee(d) | Event::Expense(d) => {
@@ -1314,9 +1380,8 @@ impl State {
                 self.needs_cash(fund, total, what)?;
                 let shares =
                     self.split(fund, total, &self.commitment_weights(fund), "commitments")?;
-                let cur = fund.currency;
-                split_postings(&mut postings, account, Side::Debit, &shares, cur);
-                postings.push(posting(Account::Cash, "", Side::Credit, total, cur));
+                split_postings(&mut postings, account, Side::Debit, &shares);
+                postings.push(posting(Account::Cash, "", Side::Credit, total));
                 Effect::None
             }
             Event::Reversal(r) => {
@@ -1377,10 +1442,16 @@ impl State {
                     }
                 };
                 fund_id = original.event.fund().map(str::to_string);
-                for p in &original.postings {
-                    let mut p = p.clone();
-                    p.side = p.side.opposite();
-                    postings.push(p);
+                if !original.postings.is_empty() {
+                    let fund = fund_id
+                        .as_deref()
+                        .ok_or_else(|| Error::rule("postings outside a fund"))?;
+                    let currency = self.fund(fund)?.currency;
+                    for p in &original.postings {
+                        let mut booked = Booked::of_posting(p, currency)?;
+                        booked.side = booked.side.opposite();
+                        postings.push(booked);
+                    }
                 }
                 Effect::Reversal {
                     original: r.seq,
@@ -1388,13 +1459,14 @@ impl State {
                 }
             }
         };
-        let prepared = Prepared {
-            postings,
+        let mut prepared = Prepared {
+            booked: postings,
+            currency: None,
             fund: fund_id,
             date: event.date().map(parse_date).transpose()?,
             effect,
         };
-        self.check_postings(&prepared)?;
+        self.check_postings(&mut prepared)?;
         Ok(prepared)
     }
 
@@ -1435,8 +1507,9 @@ impl State {
     }
 
     /// Every entry balances, and no balance the rules bound crosses zero.
-    fn check_postings(&self, prepared: &Prepared) -> Result<()> {
-        if prepared.postings.is_empty() {
+    /// Puts each amount at the currency's scale and notes the currency.
+    fn check_postings(&self, prepared: &mut Prepared) -> Result<()> {
+        if prepared.booked.is_empty() {
             return Ok(());
         }
         let fund_id = prepared
@@ -1447,38 +1520,38 @@ impl State {
             Effect::Fund(f) => f.as_ref(),
             _ => self.fund(fund_id)?,
         };
-        let mut delta: BTreeMap<AccountKey, Decimal> = BTreeMap::new();
+        let currency = fund.currency;
+        // The change per account, in account order; entries book few
+        // postings, so a sorted vector beats a map.
+        let mut delta: Vec<(&AccountKey, Decimal)> = Vec::with_capacity(prepared.booked.len());
         let mut net = Decimal::ZERO;
-        for p in &prepared.postings {
-            let key = AccountKey::of_posting(p)?;
-            if p.currency != fund.currency.code() {
-                return Err(Error::rule(format!(
-                    "posting currency {} is not the fund's {}",
-                    p.currency,
-                    fund.currency.code()
-                )));
-            }
-            let amount =
-                money::parse_canonical_amount(&p.amount, fund.currency).map_err(money_error)?;
-            if amount <= Decimal::ZERO {
+        for b in &mut prepared.booked {
+            b.amount = money::posting_amount(b.amount, currency).map_err(money_error)?;
+            if b.amount <= Decimal::ZERO {
                 return Err(Error::rule("a posting amount must be above zero"));
             }
-            let signed = match p.side {
-                Side::Debit => amount,
-                Side::Credit => -amount,
-            };
+        }
+        for b in &prepared.booked {
+            let signed = b.signed();
             net += signed;
-            *delta.entry(key).or_default() += signed;
+            match delta.binary_search_by(|(k, _)| (*k).cmp(&b.key)) {
+                Ok(i) => delta[i].1 += signed,
+                Err(i) => delta.insert(i, (&b.key, signed)),
+            }
         }
         if !net.is_zero() {
             return Err(Error::rule(format!(
                 "postings do not balance: debits minus credits is {net}"
             )));
         }
-        let delta_of = |k: &AccountKey| delta.get(k).copied().unwrap_or_default();
-        for (key, change) in &delta {
-            let key = key.clone();
-            let after = fund.balances.get(&key).copied().unwrap_or_default() + change;
+        let delta_of = |k: &dyn KeyRef| {
+            delta
+                .iter()
+                .find(|(d, _)| d.parts() == k.parts())
+                .map_or(Decimal::ZERO, |(_, c)| *c)
+        };
+        for &(key, change) in &delta {
+            let after = fund.balances.get(key).copied().unwrap_or_default() + change;
             // Debit-normal bounded accounts stay >= 0; credit-normal <= 0.
             let broken = match key.account {
                 Account::Cash
@@ -1495,7 +1568,7 @@ impl State {
                     "balance of {} in fund {} would become {}",
                     key.display(),
                     fund.def.fund,
-                    money::format_amount(after, fund.currency)
+                    money::format_amount(after, currency)
                 )));
             }
             // A fair-value adjustment only exists on a holding with cost:
@@ -1505,15 +1578,15 @@ impl State {
                 Account::Investments | Account::FairValueAdjustment
             ) {
                 let balance_after = |account: Account| {
-                    let k = AccountKey::new(account, &key.dimension);
-                    fund.balances.get(&k).copied().unwrap_or_default() + delta_of(&k)
+                    let k: &dyn KeyRef = &(account, key.dimension.as_str());
+                    fund.balances.get(k).copied().unwrap_or_default() + delta_of(k)
                 };
                 let cost = balance_after(Account::Investments);
                 let fva = balance_after(Account::FairValueAdjustment);
                 if cost.is_zero() && !fva.is_zero() {
                     return Err(Error::rule(format!(
                         "this would leave a fair-value adjustment of {} on {} with no cost held",
-                        money::format_amount(fva, fund.currency),
+                        money::format_amount(fva, currency),
                         key.dimension
                     ))
                     .with_hint(
@@ -1522,6 +1595,7 @@ impl State {
                 }
             }
         }
+        prepared.currency = Some(currency);
         Ok(())
     }
 
@@ -1530,31 +1604,23 @@ impl State {
         self.last_seq = Some(seq);
         if let Some(fund_id) = &prepared.fund {
             if let Some(fund) = self.funds.get_mut(fund_id) {
-                for p in &prepared.postings {
-                    if let (Ok(key), Ok(amount)) = (
-                        AccountKey::of_posting(p),
-                        money::parse_canonical_amount(&p.amount, fund.currency),
-                    ) {
-                        let signed = match p.side {
-                            Side::Debit => amount,
-                            Side::Credit => -amount,
+                for b in prepared.booked {
+                    let signed = b.signed();
+                    if let Some(date) = prepared.date {
+                        let flow = match b.key.account {
+                            Account::Called => Some((signed, Decimal::ZERO)),
+                            Account::CallReceivable => Some((-signed, Decimal::ZERO)),
+                            Account::Distributions => Some((Decimal::ZERO, signed)),
+                            _ => None,
                         };
-                        if let Some(date) = prepared.date {
-                            let flow = match key.account {
-                                Account::Called => Some((signed, Decimal::ZERO)),
-                                Account::CallReceivable => Some((-signed, Decimal::ZERO)),
-                                Account::Distributions => Some((Decimal::ZERO, signed)),
-                                _ => None,
-                            };
-                            if let Some((paid, dist)) = flow {
-                                let partner = fund.intern(&key.dimension);
-                                let f = fund.flows.entry((partner, date)).or_default();
-                                f.0 += paid;
-                                f.1 += dist;
-                            }
+                        if let Some((paid, dist)) = flow {
+                            let partner = fund.intern(&b.key.dimension);
+                            let f = fund.flows.entry((partner, date)).or_default();
+                            f.0 += paid;
+                            f.1 += dist;
                         }
-                        *fund.balances.entry(key).or_default() += signed;
                     }
+                    *fund.balances.entry(b.key).or_default() += signed;
                 }
             }
         }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use crate::checkpoint::{ledger_verifiers, open_checkpoint};
 use crate::entry::{self, SignatureCheck, GENESIS_PREV_HASH};
 use crate::error::Result;
-use crate::event::{encode_postings, Body, BodyRawPostings};
+use crate::event::{Body, BodyRawPostings};
 use crate::ledger::decode_row;
 use crate::merkle::{self, Hash};
 use crate::note::{Verifier, SIG_TYPE_COSIGNATURE_V1};
@@ -517,7 +517,7 @@ impl ChainVerifier<'_> {
         };
         // Comparing the canonical encoding of the booked postings with the
         // signed bytes also checks that those are in canonical form.
-        let booked = encode_postings(&prepared.postings)?;
+        let booked = prepared.encode_postings();
         let signed = body.postings.clone().map(|range| &c.body[range]);
         if booked.as_deref() != signed {
             let text = |p: Option<&[u8]>| String::from_utf8_lossy(p.unwrap_or(b"[]")).into_owned();

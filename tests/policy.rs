@@ -394,7 +394,7 @@ impl Env {
         let postings = {
             let ledger = Ledger::open_read_only(&self.ledger).unwrap();
             let prepared = ledger.state().prepare(seq, &event, &|_| Ok(None)).unwrap();
-            prepared.postings
+            prepared.postings()
         };
         let body = Body {
             event,
@@ -1397,7 +1397,7 @@ fn a_proposal_changed_after_it_was_signed_is_refused() {
             .state()
             .prepare(content.seq, &body.event, &|_| Ok(None))
             .unwrap()
-            .postings
+            .postings()
     };
     content.body = body.encode().unwrap();
     let encoded = content.encode();
