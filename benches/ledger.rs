@@ -137,7 +137,7 @@ fn measure_limits(dir: &Path) -> Limits {
     });
     let batch_verify_all = per_second(n, t);
 
-    // The batch verification verify uses (ZIP 215, ed25519-consensus),
+    // The batch verification verify uses (ZIP 215, ed25519-zebra),
     // signatures by two keys as in the ledger, on every core.
     let two = [key.clone(), SigningKey::from_bytes(&[8; 32])];
     let checks: Vec<fundledger::entry::SignatureCheck> = (0..n)
@@ -683,7 +683,7 @@ fn main() {
         l.batch_verify_all
     });
     primitive(
-        format!("Ed25519 batch verify, ZIP 215 (ed25519-consensus, two keys), {cores} cores"),
+        format!("Ed25519 batch verify, ZIP 215 (ed25519-zebra, two keys), {cores} cores"),
         |l| l.zip215_batch_verify_all,
     );
     primitive("SHA-256 of 300 bytes".into(), |l| l.sha256_300);
