@@ -114,6 +114,14 @@ pub fn to_vec_typed<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// [`to_vec_typed`], appended to `out`. On an error `out` may hold part of
+/// the value: discard it.
+pub(crate) fn write_typed<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<()> {
+    value
+        .serialize(Canonical { out })
+        .map_err(|e| Error::format(e.0))
+}
+
 /// Why a value has no canonical form.
 #[derive(Debug)]
 pub struct CanonicalError(String);

@@ -440,16 +440,6 @@ impl Serialize for EventObject<'_> {
     }
 }
 
-/// A body as written: members in any order, sorted by the canonical writer.
-#[derive(Serialize)]
-struct BodyOut<'a> {
-    event: EventObject<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    idempotency_key: Option<&'a str>,
-    #[serde(skip_serializing_if = "<[Posting]>::is_empty")]
-    postings: &'a [Posting],
-}
-
 /// A body as read: the event object is kept raw until its kind is known.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -474,11 +464,31 @@ impl Body {
         idempotency_key: Option<&str>,
         postings: &[Posting],
     ) -> Result<Vec<u8>> {
-        canonical_json::to_vec_typed(&BodyOut {
-            event: EventObject(event),
-            idempotency_key,
-            postings,
-        })
+        Body::encode_with_postings(event, idempotency_key, encode_postings(postings).as_deref())
+    }
+
+    /// The canonical JSON bytes of the body made of these parts, its
+    /// postings given as their canonical array ([`encode_postings`]), None
+    /// for none. Written directly: a body's members sort as event,
+    /// idempotency_key, postings.
+    pub fn encode_with_postings(
+        event: &Event,
+        idempotency_key: Option<&str>,
+        postings: Option<&[u8]>,
+    ) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(256 + postings.map_or(0, <[u8]>::len));
+        out.extend_from_slice(b"{\"event\":");
+        canonical_json::write_typed(&mut out, &EventObject(event))?;
+        if let Some(key) = idempotency_key {
+            out.extend_from_slice(b",\"idempotency_key\":");
+            canonical_json::write_string(&mut out, key);
+        }
+        if let Some(postings) = postings {
+            out.extend_from_slice(POSTINGS_MEMBER);
+            out.extend_from_slice(postings);
+        }
+        out.push(b'}');
+        Ok(out)
     }
 
     /// Decode a body of the given kind, strictly: unknown kinds and fields,
@@ -701,6 +711,58 @@ mod tests {
             size: 10,
             note: "board minutes".into(),
         })
+    }
+
+    /// A body as the generic canonical writer writes it (members sorted
+    /// by the writer): the reference for [`Body::encode_with_postings`].
+    #[derive(Serialize)]
+    struct BodyOut<'a> {
+        event: EventObject<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        idempotency_key: Option<&'a str>,
+        #[serde(skip_serializing_if = "<[Posting]>::is_empty")]
+        postings: &'a [Posting],
+    }
+
+    /// The direct body writer gives the generic canonical writer's bytes,
+    /// with and without a key and postings.
+    #[test]
+    fn body_writer_matches_the_canonical_writer() {
+        let posting = Posting {
+            account: "capital".into(),
+            partner: Some("p\"1".into()),
+            startup: None,
+            side: Side::Credit,
+            amount: "10.00".into(),
+            currency: "USD".into(),
+        };
+        for event in [
+            attest(),
+            Event::Reversal(Reversal {
+                seq: 3,
+                reason: "wrong \\ call".into(),
+                date: "2026-01-02".into(),
+            }),
+        ] {
+            for key in [None, Some("key-1"), Some("é\u{1}")] {
+                for postings in [
+                    vec![],
+                    vec![posting.clone()],
+                    vec![posting.clone(), posting.clone()],
+                ] {
+                    let expected = canonical_json::to_vec_typed(&BodyOut {
+                        event: EventObject(&event),
+                        idempotency_key: key,
+                        postings: &postings,
+                    })
+                    .unwrap();
+                    assert_eq!(
+                        Body::encode_parts(&event, key, &postings).unwrap(),
+                        expected
+                    );
+                }
+            }
+        }
     }
 
     /// The hand-written postings writer gives the bytes of the generic

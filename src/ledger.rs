@@ -105,24 +105,55 @@ fn merkle_error(e: MerkleError) -> Error {
     Error::input(e.to_string())
 }
 
+/// The right edge of the Merkle tree as far as one transaction has built
+/// it: the last node completed at each level (level, then index and hash).
+/// Extending the tree needs only such nodes, so an edge kept across the
+/// appends of one transaction reads each level back at most once.
+#[derive(Debug, Default)]
+struct MerkleEdge(Vec<Option<(u64, merkle::Hash)>>);
+
+impl MerkleEdge {
+    fn get(&self, level: u32, index: u64) -> Option<merkle::Hash> {
+        match self.0.get(level as usize) {
+            Some(Some((i, h))) if *i == index => Some(*h),
+            _ => None,
+        }
+    }
+
+    fn set(&mut self, level: u32, index: u64, hash: merkle::Hash) {
+        let level = level as usize;
+        if self.0.len() <= level {
+            self.0.resize(level + 1, None);
+        }
+        self.0[level] = Some((index, hash));
+    }
+}
+
 /// Add the Merkle leaf of entry `seq` (whose stored record is `record`) and
-/// the perfect nodes it completes.
-fn add_leaf(tx: &AppendTx<'_>, seq: u64, record: &[u8]) -> Result<()> {
-    let nodes = merkle::completed_nodes_after_append(
-        seq,
-        merkle::leaf_hash(record),
-        |level, index| match tx.merkle_node(level, index) {
-            Ok(Some(h)) => Ok(h),
-            _ => Err(MerkleError::MissingNode { level, index }),
-        },
-    )
-    .map_err(|e| {
-        Error::new(
-            ErrorKind::Store,
-            format!("cannot extend the Merkle tree: {e}"),
-        )
-    })?;
-    tx.insert_merkle_nodes(&nodes)
+/// the perfect nodes it completes. `edge` must hold only nodes of this
+/// transaction's tree (a fresh edge always does).
+fn add_leaf(tx: &AppendTx<'_>, seq: u64, record: &[u8], edge: &mut MerkleEdge) -> Result<()> {
+    let nodes =
+        merkle::completed_nodes_after_append(seq, merkle::leaf_hash(record), |level, index| {
+            match edge.get(level, index) {
+                Some(h) => Ok(h),
+                None => match tx.merkle_node(level, index) {
+                    Ok(Some(h)) => Ok(h),
+                    _ => Err(MerkleError::MissingNode { level, index }),
+                },
+            }
+        })
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Store,
+                format!("cannot extend the Merkle tree: {e}"),
+            )
+        })?;
+    tx.insert_merkle_nodes(&nodes)?;
+    for &(level, index, hash) in &nodes {
+        edge.set(level, index, hash);
+    }
+    Ok(())
 }
 
 /// Insert an entry's row, every column derived from its record, and its
@@ -133,6 +164,7 @@ fn store_record(
     bytes: &[u8],
     entry_hash: &[u8; 32],
     idempotency_key: Option<String>,
+    edge: &mut MerkleEdge,
 ) -> Result<()> {
     let seq = record.content.seq;
     tx.insert(&StoredRow {
@@ -144,7 +176,7 @@ fn store_record(
         idempotency_key,
         record: bytes.to_vec(),
     })?;
-    add_leaf(tx, seq, bytes)
+    add_leaf(tx, seq, bytes, edge)
 }
 
 /// The first steps of every append transaction: read the head once, catch
@@ -164,8 +196,9 @@ fn complete_tree(tx: &AppendTx<'_>, head: Option<Head>) -> Result<()> {
     if head.map_or(0, |h| h.seq + 1) == leaves {
         return Ok(());
     }
+    let mut edge = MerkleEdge::default();
     tx.scan(leaves, None, |row| {
-        add_leaf(tx, row.seq as u64, &row.record)?;
+        add_leaf(tx, row.seq as u64, &row.record, &mut edge)?;
         Ok(true)
     })
 }
@@ -629,8 +662,9 @@ impl Ledger {
             let mut in_flight: std::collections::VecDeque<(u64, Vec<Unsigned>)> =
                 Default::default();
             let mut group: Vec<Unsigned> = Vec::with_capacity(SIGNING_GROUP_ENTRIES);
-            let store_group = |tx: &AppendTx<'_>,
-                               (job, drafts): (u64, Vec<Unsigned>)|
+            let mut edge = MerkleEdge::default();
+            let mut store_group = |tx: &AppendTx<'_>,
+                                   (job, drafts): (u64, Vec<Unsigned>)|
              -> Result<()> {
                 let signatures = queue.wait_for(job, signers)?;
                 if signatures.len() != drafts.len() {
@@ -641,7 +675,14 @@ impl Ledger {
                 for ((content, hash, idempotency_key), sigs) in drafts.into_iter().zip(signatures) {
                     let record = Record::new(content, sigs)?;
                     debug_assert_eq!(record.content.hash(), hash);
-                    store_record(tx, &record, &record.encode(), &hash, idempotency_key)?;
+                    store_record(
+                        tx,
+                        &record,
+                        &record.encode(),
+                        &hash,
+                        idempotency_key,
+                        &mut edge,
+                    )?;
                 }
                 tx.hint_sync_wal();
                 Ok(())
@@ -713,10 +754,10 @@ impl Ledger {
                         prev_hash: prev,
                         recorded_at_unix_ms: recorded_at,
                         kind: event.kind().to_string(),
-                        body: Body::encode_parts(
+                        body: Body::encode_with_postings(
                             &event,
                             idempotency_key.as_deref(),
-                            &prepared.postings(),
+                            prepared.encode_postings().as_deref(),
                         )?,
                     };
                     content.check_header().map_err(at)?;
@@ -1000,7 +1041,14 @@ fn commit_entry(
             )));
         }
     }
-    store_record(&tx, &record, &bytes, &entry_hash, idempotency_key)?;
+    store_record(
+        &tx,
+        &record,
+        &bytes,
+        &entry_hash,
+        idempotency_key,
+        &mut MerkleEdge::default(),
+    )?;
     let step = |state: &mut State| {
         if seq == 0 {
             state.origin = Some(record.content.origin.clone());
