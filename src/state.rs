@@ -1937,6 +1937,44 @@ mod tests {
             .contains("named by no call or flow"));
     }
 
+    /// Flows are decoded in bulk, so their order is checked as they are
+    /// read: two flows swapped, or one repeated, are refused.
+    #[test]
+    fn snapshot_flows_must_be_in_order_and_unique() {
+        let mut fund = test_fund();
+        let a = fund.intern("a");
+        for day in ["2024-01-02", "2024-01-03"] {
+            fund.flows.insert(
+                (a.clone(), parse_date(day).unwrap()),
+                (Decimal::new(150, 2), Decimal::new(-25, 2)),
+            );
+        }
+        let state = State {
+            funds: BTreeMap::from([("f".to_string(), fund)]),
+            ..State::default()
+        };
+        let bytes = state.encode_snapshot().unwrap();
+        let back = State::decode_snapshot(&bytes).unwrap();
+        assert_eq!(back.encode_snapshot().unwrap(), bytes);
+        // Each flow: partner 0000, the date, 1.50 and -0.25 (12 bytes).
+        let record = |day: &str| {
+            hex::decode(format!("0000 07e8 01 {day} 0201 96 8201 19").replace(' ', "")).unwrap()
+        };
+        let (first, second) = (record("02"), record("03"));
+        let at = bytes
+            .windows(24)
+            .position(|w| w == [first.as_slice(), second.as_slice()].concat())
+            .unwrap();
+        let mut swapped = bytes.clone();
+        swapped[at..at + 24].copy_from_slice(&[second.as_slice(), first.as_slice()].concat());
+        let mut repeated = bytes.clone();
+        repeated[at + 12..at + 24].copy_from_slice(&first);
+        for bad in [swapped, repeated] {
+            let e = State::decode_snapshot(&bad).unwrap_err().to_string();
+            assert!(e.contains("flows are out of order"), "{e}");
+        }
+    }
+
     #[test]
     fn snapshot_decimals_keep_sign_and_scale() {
         let mut state = State::default();

@@ -614,11 +614,18 @@ impl<'a> Dec<'a> {
                 shares: CallShares(shares.into_boxed_slice()),
             });
         }
-        for _ in 0..self.len()? {
+        let flows = self.len()?;
+        let mut sorted = Vec::with_capacity(flows.min(self.0.len()));
+        for _ in 0..flows {
             let i = self.u16()?;
             let key = (partner(&fund.partner_ids, &mut named, i)?, self.date()?);
-            fund.flows.insert(key, (self.decimal()?, self.decimal()?));
+            // In key order and unique (one spelling); built in bulk below.
+            if sorted.last().is_some_and(|(last, _)| *last >= key) {
+                return Err(snapshot_error("flows are out of order"));
+            }
+            sorted.push((key, (self.decimal()?, self.decimal()?)));
         }
+        fund.flows = sorted.into_iter().collect();
         if named.contains(&false) {
             return Err(snapshot_error("a partner id is named by no call or flow"));
         }
