@@ -4,6 +4,8 @@
 //! build entries or proposals with the library, standing in for someone who
 //! edits files or the database behind the program's back.
 
+mod util;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -1913,17 +1915,14 @@ fn encrypted_keys_need_the_right_passphrase() {
 /// to signatures it made itself.
 #[test]
 fn submit_accepts_a_cosignature_valid_by_the_ledgers_rule() {
-    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
-    use curve25519_dalek::scalar::Scalar;
     use fundledger::event::KeyEnroll;
     use fundledger::ledger::AppendRequest;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("l.sqlite");
     let admin = SigningKey::from_bytes(&[1; 32]);
     let mut ledger = Ledger::init(&path, "zip215.example.org/l", &admin, "admin", 1).unwrap();
-    // A recorder whose secret scalar the test holds.
-    let a = Scalar::from_bytes_mod_order([5; 32]);
-    let public = (a * ED25519_BASEPOINT_POINT).compress().to_bytes();
+    // A recorder whose signatures the test makes by hand.
+    let public = util::torsion_signer_public();
     ledger
         .append(AppendRequest {
             event: Event::KeyEnroll(KeyEnroll {
@@ -1945,21 +1944,7 @@ fn submit_accepts_a_cosignature_valid_by_the_ledgers_rule() {
     });
     let content = ledger.propose(event, None, 3).unwrap();
     let hash = content.hash();
-    let r = Scalar::from_bytes_mod_order([9; 32]);
-    let r_bytes = (r * ED25519_BASEPOINT_POINT + EIGHT_TORSION[1])
-        .compress()
-        .to_bytes();
-    let k = Scalar::from_bytes_mod_order_wide(
-        &sha2::Sha512::new()
-            .chain_update(r_bytes)
-            .chain_update(public)
-            .chain_update(entry::signed_message(&hash))
-            .finalize()
-            .into(),
-    );
-    let mut signature = [0u8; 64];
-    signature[..32].copy_from_slice(&r_bytes);
-    signature[32..].copy_from_slice((r + k * a).as_bytes());
+    let signature = util::torsion_in_r_signature(&hash);
     let sig = entry::EntrySignature {
         key_id: Sha256::digest(public).into(),
         signature,

@@ -3,6 +3,8 @@
 //! FUNDLEDGER_BLESS=1 to rewrite the files after a deliberate format change
 //! (and update schema/FORMAT.md in the same commit).
 
+mod util;
+
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
@@ -367,31 +369,13 @@ fn no_stray_vector_files() {
 /// entry hash and signature, and whether the rules of FORMAT.md section 2
 /// accept it. Made from fixed scalars, so they never change.
 fn signature_vectors() -> Value {
-    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
-    use curve25519_dalek::scalar::Scalar;
-    use sha2::{Digest, Sha512};
     let honest = key(&"01".repeat(32));
     let hash = [0x42u8; 32];
     let good = entry::sign(&honest, &hash).signature;
     // A signature whose signer put a point of order 8 into R: valid by the
     // cofactored equation, refused by RFC 8032's strict rules.
-    let a = Scalar::from_bytes_mod_order([5; 32]);
-    let a_bytes = (a * ED25519_BASEPOINT_POINT).compress().to_bytes();
-    let r = Scalar::from_bytes_mod_order([9; 32]);
-    let r_bytes = (r * ED25519_BASEPOINT_POINT + EIGHT_TORSION[1])
-        .compress()
-        .to_bytes();
-    let k = Scalar::from_bytes_mod_order_wide(
-        &Sha512::new()
-            .chain_update(r_bytes)
-            .chain_update(a_bytes)
-            .chain_update(entry::signed_message(&hash))
-            .finalize()
-            .into(),
-    );
-    let mut torsion = [0u8; 64];
-    torsion[..32].copy_from_slice(&r_bytes);
-    torsion[32..].copy_from_slice((r + k * a).as_bytes());
+    let a_bytes = util::torsion_signer_public();
+    let torsion = util::torsion_in_r_signature(&hash);
     let mut s_not_reduced = good;
     // S + L, the group order: the same scalar, not canonical.
     let l: [u8; 32] = [

@@ -310,3 +310,43 @@ impl Rng {
         lo + self.next_u64() % (hi - lo)
     }
 }
+
+/// The secret scalar of [`torsion_in_r_signature`]'s signer.
+fn torsion_signer() -> curve25519_dalek::scalar::Scalar {
+    curve25519_dalek::scalar::Scalar::from_bytes_mod_order([5; 32])
+}
+
+/// The raw public key of [`torsion_in_r_signature`]'s signer (canonical
+/// and torsion-free, so enrollment accepts it).
+pub fn torsion_signer_public() -> [u8; 32] {
+    (torsion_signer() * curve25519_dalek::constants::ED25519_BASEPOINT_POINT)
+        .compress()
+        .to_bytes()
+}
+
+/// A signature over `entry_hash` (schema/FORMAT.md section 2) by
+/// [`torsion_signer_public`] whose R carries a point of order 8: the
+/// cofactored equation (ZIP 215) holds, RFC 8032's strict rules refuse it.
+/// Made from fixed scalars, so it never changes for the same hash.
+pub fn torsion_in_r_signature(entry_hash: &[u8; 32]) -> [u8; 64] {
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+    use curve25519_dalek::scalar::Scalar;
+    use sha2::{Digest, Sha512};
+    let a = torsion_signer();
+    let r = Scalar::from_bytes_mod_order([9; 32]);
+    let r_bytes = (r * ED25519_BASEPOINT_POINT + EIGHT_TORSION[1])
+        .compress()
+        .to_bytes();
+    let k = Scalar::from_bytes_mod_order_wide(
+        &Sha512::new()
+            .chain_update(r_bytes)
+            .chain_update(torsion_signer_public())
+            .chain_update(fundledger::entry::signed_message(entry_hash))
+            .finalize()
+            .into(),
+    );
+    let mut signature = [0u8; 64];
+    signature[..32].copy_from_slice(&r_bytes);
+    signature[32..].copy_from_slice((r + k * a).as_bytes());
+    signature
+}
