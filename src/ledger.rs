@@ -156,17 +156,18 @@ fn add_leaf(tx: &AppendTx<'_>, seq: u64, record: &[u8], edge: &mut MerkleEdge) -
     Ok(())
 }
 
-/// Insert an entry's row, every column derived from its record, and its
-/// Merkle leaf.
+/// Insert an entry's row, every column derived from its record (`bytes`
+/// is the record encoded, moved into the row), and its Merkle leaf.
 fn store_record(
     tx: &AppendTx<'_>,
     record: &Record,
-    bytes: &[u8],
+    bytes: Vec<u8>,
     entry_hash: &[u8; 32],
     idempotency_key: Option<String>,
     edge: &mut MerkleEdge,
 ) -> Result<()> {
     let seq = record.content.seq;
+    add_leaf(tx, seq, &bytes, edge)?;
     tx.insert(&StoredRow {
         seq: seq as i64,
         entry_hash: entry_hash.to_vec(),
@@ -174,9 +175,8 @@ fn store_record(
         recorded_at_unix_ms: record.content.recorded_at_unix_ms,
         kind: record.content.kind.clone(),
         idempotency_key,
-        record: bytes.to_vec(),
-    })?;
-    add_leaf(tx, seq, bytes, edge)
+        record: bytes,
+    })
 }
 
 /// The first steps of every append transaction: read the head once, catch
@@ -678,7 +678,7 @@ impl Ledger {
                     store_record(
                         tx,
                         &record,
-                        &record.encode(),
+                        record.encode(),
                         &hash,
                         idempotency_key,
                         &mut edge,
@@ -1044,7 +1044,7 @@ fn commit_entry(
     store_record(
         &tx,
         &record,
-        &bytes,
+        bytes,
         &entry_hash,
         idempotency_key,
         &mut MerkleEdge::default(),
