@@ -17,7 +17,7 @@ use crate::entry::{
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Body, Event, Genesis, KeyEnroll};
 use crate::merkle::{self, MerkleError, NodeSource};
-use crate::state::{is_older_format_snapshot, Prepared, State};
+use crate::state::{Prepared, State};
 use crate::store::{AppendTx, Head, Store, StoredRow};
 
 /// Entries between two state snapshots: the snapshot is replaced after
@@ -35,17 +35,15 @@ fn snapshot_due(seq: u64) -> bool {
 }
 
 /// Replace the snapshot in `tx` with that of `state` (the state after its
-/// last entry, whose hash is `entry_hash`), encoded straight into the row.
-/// On error the previous snapshot stays (the snapshot is derived data:
-/// callers never fail an append for want of one).
-fn write_snapshot(tx: &AppendTx<'_>, state: &State, entry_hash: [u8; 32]) -> Result<()> {
+/// last entry, whose hash is `entry_hash`), encoded piece by piece into the
+/// store, which writes only the pieces it does not hold already. On error
+/// the previous snapshot stays (the snapshot is derived data: callers never
+/// fail an append for want of one).
+fn write_snapshot(tx: &AppendTx<'_>, state: &mut State, entry_hash: [u8; 32]) -> Result<()> {
     let Some(seq) = state.last_seq else {
         return Ok(());
     };
-    let len = state.snapshot_len()?;
-    tx.write_snapshot_streamed(seq, &entry_hash, len, |mut out| {
-        state.write_snapshot(&mut out)
-    })
+    tx.write_snapshot_pieces(seq, &entry_hash, |sink| state.write_snapshot_pieces(sink))
 }
 
 /// What an append did.
@@ -304,16 +302,12 @@ impl Ledger {
             complete_tree(&tx, tx.head()?)?;
             tx.commit()?;
         }
-        // A ledger made before snapshots existed, or whose snapshot is of
-        // an older format version, gets one at its head, so that the next
-        // open is fast. (A snapshot that is present but does not fit is
-        // left for verify to report; appends replace it.)
+        // A ledger made before snapshots existed, or whose snapshot the
+        // migration to another layout dropped, gets one at its head, so
+        // that the next open is fast. (A snapshot that is present but does
+        // not fit is left for verify to report; appends replace it.)
         if ledger.state.last_seq >= Some(SNAPSHOT_INTERVAL_ENTRIES - 1)
-            && match ledger.store.snapshot_prefix(64) {
-                Ok(None) => true,
-                Ok(Some(prefix)) => is_older_format_snapshot(&prefix),
-                Err(_) => false,
-            }
+            && matches!(ledger.store.has_snapshot(), Ok(false))
         {
             let _ = ledger.write_head_snapshot();
         }
@@ -1060,7 +1054,7 @@ fn commit_entry(
         step(&mut next);
         // Best effort: a snapshot that cannot be written costs a longer
         // replay at the next open, never the entry.
-        let _ = write_snapshot(&tx, &next, entry_hash);
+        let _ = write_snapshot(&tx, &mut next, entry_hash);
         tx.commit()?;
         *state = next;
     } else {
@@ -1086,7 +1080,7 @@ fn replay_state(store: &Store) -> Result<State> {
 
 /// The state the stored snapshot holds, when it can be used: it decodes,
 /// it is the state after an entry the ledger holds, and that entry's stored
-/// hash is the one the snapshot names. None otherwise (absent, undecodable,
+/// hash is the one the snapshot names. None otherwise (absent, damaged, undecodable,
 /// beyond the head, from another history): the caller replays from genesis.
 /// Whether the snapshot equals the state the entries make is verify's check.
 fn usable_snapshot(store: &Store) -> Option<State> {
@@ -1098,7 +1092,7 @@ fn usable_snapshot(store: &Store) -> Option<State> {
     if row.entry_hash != snapshot.entry_hash {
         return None;
     }
-    let state = State::decode_snapshot(&snapshot.state).ok()?;
+    let state = State::decode_snapshot(snapshot.state.as_ref().ok()?).ok()?;
     if state.last_seq != Some(snapshot.seq) || state.origin.is_none() {
         return None;
     }

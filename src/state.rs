@@ -318,6 +318,14 @@ pub struct FundState {
     /// The partner ids `calls` and `flows` name, each allocated once;
     /// sorted.
     partner_ids: Vec<Arc<String>>,
+    /// A cache, not state: per block of the snapshot's calls (see
+    /// `snapshot::CALLS_PER_PIECE`), the name of the stored snapshot piece
+    /// that encodes it, while the block is unchanged since (so that a
+    /// snapshot of a large ledger encodes only the calls that changed).
+    /// [`State::apply`] forgets a block's name when it changes one of its
+    /// calls, and every name when the partner list changes; a state
+    /// changed any other way must not be written in pieces.
+    call_pieces: Vec<Option<[u8; 32]>>,
 }
 
 impl FundState {
@@ -386,8 +394,18 @@ impl FundState {
             Err(i) => {
                 let shared = Arc::new(id.to_string());
                 self.partner_ids.insert(i, shared.clone());
+                // Calls name partners by position: every block changes.
+                self.call_pieces.clear();
                 shared
             }
+        }
+    }
+
+    /// Call `index` (from 0) changed, or was added: forget the name of
+    /// its block's snapshot piece.
+    fn call_changed(&mut self, index: usize) {
+        if let Some(name) = self.call_pieces.get_mut(snapshot::call_block(index)) {
+            *name = None;
         }
     }
 }
@@ -1052,6 +1070,7 @@ impl State {
                     flows: BTreeMap::new(),
                     last_date: None,
                     partner_ids: Vec::new(),
+                    call_pieces: Vec::new(),
                 }))
             }
             Event::PartnerAdd(p) => {
@@ -1672,8 +1691,9 @@ impl State {
             Effect::Call(call) => {
                 if let Some(fund) = fund_id.and_then(|f| self.funds.get_mut(f)) {
                     if undo {
-                        if let Some(c) = fund.calls.iter_mut().find(|c| c.seq == call.seq) {
-                            c.reversed = true;
+                        if let Some(i) = fund.calls.iter().position(|c| c.seq == call.seq) {
+                            fund.calls[i].reversed = true;
+                            fund.call_changed(i);
                         }
                     } else {
                         let mut call = call;
@@ -1681,6 +1701,7 @@ impl State {
                             *partner = fund.intern(partner);
                         }
                         fund.calls.push(call);
+                        fund.call_changed(fund.calls.len() - 1);
                     }
                 }
             }
@@ -1690,9 +1711,9 @@ impl State {
                 amount,
             } => {
                 if let Some(fund) = fund_id.and_then(|f| self.funds.get_mut(f)) {
-                    if let Some(share) = call
-                        .checked_sub(1)
-                        .and_then(|i| fund.calls.get_mut(i as usize))
+                    let index = call.checked_sub(1).map(|i| i as usize);
+                    if let Some(share) = index
+                        .and_then(|i| fund.calls.get_mut(i))
                         .and_then(|c| c.shares.get_mut(&partner))
                     {
                         if undo {
@@ -1700,6 +1721,7 @@ impl State {
                         } else {
                             share.paid += amount;
                         }
+                        fund.call_changed(index.unwrap_or_default());
                     }
                 }
             }
@@ -1747,7 +1769,7 @@ pub fn decode_key_id(text: &str) -> Result<KeyId> {
 
 mod snapshot;
 
-pub use snapshot::{is_older_format_snapshot, SNAPSHOT_FORMAT_VERSION};
+pub use snapshot::{Piece, SNAPSHOT_FORMAT_VERSION};
 
 /// YYYY-MM-DD.
 fn format_date(date: time::Date) -> String {
@@ -1823,6 +1845,7 @@ mod tests {
             flows: BTreeMap::new(),
             last_date: None,
             partner_ids: Vec::new(),
+            call_pieces: Vec::new(),
         }
     }
 

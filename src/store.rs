@@ -15,6 +15,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBeha
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::state::Piece;
 
 /// `PRAGMA application_id` of every fundledger ledger: "FLDG".
 pub const APPLICATION_ID: i32 = 0x464C_4447;
@@ -40,6 +41,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0004_entries_hash_unindexed",
         include_str!("../schema/migrations/0004_entries_hash_unindexed.sql"),
+    ),
+    (
+        "0005_state_snapshot_pieces",
+        include_str!("../schema/migrations/0005_state_snapshot_pieces.sql"),
     ),
 ];
 
@@ -90,8 +95,10 @@ pub struct StoredSnapshot {
     pub seq: u64,
     /// That entry's hash.
     pub entry_hash: [u8; 32],
-    /// The encoded state (`State::encode_snapshot`).
-    pub state: Vec<u8>,
+    /// The encoded state (`State::encode_snapshot`): its stored pieces
+    /// concatenated, or what is wrong with them (a piece missing, or
+    /// whose bytes do not hash to its name).
+    pub state: std::result::Result<Vec<u8>, String>,
 }
 
 /// An open ledger database.
@@ -491,8 +498,7 @@ impl Store {
     /// (a read transaction) until the guard is dropped, even while other
     /// processes append.
     pub fn read_transaction(&self) -> Result<ReadTransaction<'_>> {
-        self.conn.execute_batch("BEGIN DEFERRED")?;
-        Ok(ReadTransaction { conn: &self.conn })
+        ReadTransaction::begin(&self.conn)
     }
 
     /// Number of stored Merkle nodes at every level.
@@ -541,37 +547,25 @@ impl Store {
         snapshot(&self.conn)
     }
 
-    /// The first `n` bytes (fewer when it is shorter) of the state
-    /// snapshot's state, read without the rest of it; None when
-    /// [`Store::snapshot`] would read none.
-    pub fn snapshot_prefix(&self, n: usize) -> Result<Option<Vec<u8>>> {
-        let row: Option<(i64, i64, i64)> = self
+    /// Whether a state snapshot row is stored (usable or not).
+    pub fn has_snapshot(&self) -> Result<bool> {
+        Ok(self
             .conn
-            .prepare_cached(
-                "SELECT rowid, seq, length(entry_hash) FROM state_snapshot WHERE id = 1",
-            )?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .optional()?;
-        let Some((rowid, seq, 32)) = row else {
-            return Ok(None);
-        };
-        if seq < 0 {
-            return Ok(None);
-        }
-        let blob = self
-            .conn
-            .blob_open("main", "state_snapshot", "state", rowid, true)?;
-        let mut prefix = vec![0; n.min(blob.len())];
-        blob.read_at_exact(&mut prefix, 0)?;
-        Ok(Some(prefix))
+            .prepare_cached("SELECT 1 FROM state_snapshot WHERE id = 1")?
+            .exists([])?)
     }
 
-    /// Replace the state snapshot in its own IMMEDIATE transaction.
-    pub fn write_snapshot(&mut self, snapshot: &StoredSnapshot) -> Result<()> {
+    /// Replace the state snapshot in its own IMMEDIATE transaction, its
+    /// encoded state stored as one piece (appends store theirs in many:
+    /// [`AppendTx::write_snapshot_pieces`]).
+    pub fn write_snapshot(&mut self, seq: u64, entry_hash: &[u8; 32], state: &[u8]) -> Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        write_snapshot(&tx, snapshot)?;
+        write_snapshot_pieces(&tx, seq, entry_hash, |sink| match state.is_empty() {
+            true => Ok(()),
+            false => sink(Piece::Bytes(state)).map(drop),
+        })?;
         tx.commit()?;
         Ok(())
     }
@@ -609,6 +603,13 @@ impl Store {
 /// A read transaction on a [`Store`]; ends when dropped.
 pub struct ReadTransaction<'a> {
     conn: &'a Connection,
+}
+
+impl ReadTransaction<'_> {
+    fn begin(conn: &Connection) -> Result<ReadTransaction<'_>> {
+        conn.execute_batch("BEGIN DEFERRED")?;
+        Ok(ReadTransaction { conn })
+    }
 }
 
 impl Drop for ReadTransaction<'_> {
@@ -682,25 +683,19 @@ impl AppendTx<'_> {
         Ok(())
     }
 
-    /// Replace the state snapshot inside this append transaction.
-    pub fn write_snapshot(&self, snapshot: &StoredSnapshot) -> Result<()> {
-        write_snapshot(&self.tx, snapshot)
-    }
-
-    /// Replace the state snapshot inside this append transaction, its
-    /// `len` bytes of state streamed by `write` straight into the row (no
-    /// copy of them in memory). Either the whole row is replaced, or (on
-    /// any error, or when `write` writes other than `len` bytes) the
-    /// previous row stays.
-    pub fn write_snapshot_streamed(
+    /// Replace the state snapshot inside this append transaction with
+    /// the pieces `write` hands its sink, in order: the pieces not already
+    /// stored are written, and those the previous snapshot named and this
+    /// one does not are deleted. Either the whole snapshot is replaced, or
+    /// (on any error) the previous one stays.
+    pub fn write_snapshot_pieces(
         &self,
         seq: u64,
         entry_hash: &[u8; 32],
-        len: usize,
-        write: impl FnOnce(&mut dyn std::io::Write) -> Result<()>,
+        write: impl FnOnce(&mut dyn FnMut(Piece<'_>) -> Result<Option<[u8; 32]>>) -> Result<()>,
     ) -> Result<()> {
         self.tx.execute_batch("SAVEPOINT snapshot")?;
-        let written = write_snapshot_streamed(&self.tx, seq, entry_hash, len, write);
+        let written = write_snapshot_pieces(&self.tx, seq, entry_hash, write);
         if written.is_err() {
             self.tx.execute_batch("ROLLBACK TO snapshot")?;
         }
@@ -774,48 +769,96 @@ fn head(conn: &Connection) -> Result<Option<Head>> {
 }
 
 fn snapshot(conn: &Connection) -> Result<Option<StoredSnapshot>> {
+    // The row and its pieces from one snapshot of the database, even
+    // while another process replaces them.
+    let _read = match conn.is_autocommit() {
+        true => Some(ReadTransaction::begin(conn)?),
+        false => None,
+    };
     let row: Option<(i64, Vec<u8>, Vec<u8>)> = conn
-        .prepare_cached("SELECT seq, entry_hash, state FROM state_snapshot WHERE id = 1")?
+        .prepare_cached("SELECT seq, entry_hash, pieces FROM state_snapshot WHERE id = 1")?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    Ok(row.and_then(|(seq, hash, state)| {
-        Some(StoredSnapshot {
-            seq: u64::try_from(seq).ok()?,
-            entry_hash: hash.try_into().ok()?,
+    let Some((seq, hash, pieces)) = row else {
+        return Ok(None);
+    };
+    let (Ok(seq), Ok(entry_hash)) = (u64::try_from(seq), hash.try_into()) else {
+        return Ok(None);
+    };
+    let names = pieces.chunks(32);
+    let count = names.len();
+    let mut state = Vec::new();
+    let mut stmt =
+        conn.prepare_cached("SELECT bytes FROM state_snapshot_pieces WHERE hash = ?1")?;
+    for (i, name) in names.enumerate() {
+        let piece: Option<Vec<u8>> = stmt.query_row([name], |r| r.get(0)).optional()?;
+        let damage = match piece {
+            None => "is missing",
+            Some(bytes) if Sha256::digest(&bytes)[..] == *name => {
+                state.extend_from_slice(&bytes);
+                continue;
+            }
+            Some(_) => "does not hash to its name",
+        };
+        let state = Err(format!(
+            "piece {} of {count} ({}) {damage}",
+            i + 1,
+            hex::encode(name)
+        ));
+        return Ok(Some(StoredSnapshot {
+            seq,
+            entry_hash,
             state,
-        })
+        }));
+    }
+    Ok(Some(StoredSnapshot {
+        seq,
+        entry_hash,
+        state: Ok(state),
     }))
 }
 
-fn write_snapshot(conn: &Connection, snapshot: &StoredSnapshot) -> Result<()> {
-    let seq = i64::try_from(snapshot.seq).map_err(|_| Error::input("sequence number too large"))?;
-    let mut stmt = conn.prepare_cached(
-        "INSERT OR REPLACE INTO state_snapshot (id, seq, entry_hash, state) VALUES (1, ?1, ?2, ?3)",
-    )?;
-    stmt.execute(params![seq, &snapshot.entry_hash[..], snapshot.state])?;
-    Ok(())
-}
-
-fn write_snapshot_streamed(
+fn write_snapshot_pieces(
     conn: &Connection,
     seq: u64,
     entry_hash: &[u8; 32],
-    len: usize,
-    write: impl FnOnce(&mut dyn std::io::Write) -> Result<()>,
+    write: impl FnOnce(&mut dyn FnMut(Piece<'_>) -> Result<Option<[u8; 32]>>) -> Result<()>,
 ) -> Result<()> {
     let seq = i64::try_from(seq).map_err(|_| Error::input("sequence number too large"))?;
-    let size = i32::try_from(len).map_err(|_| Error::input("the state snapshot is too large"))?;
+    let mut names = Vec::new();
+    {
+        let mut insert = conn.prepare_cached(
+            "INSERT OR IGNORE INTO state_snapshot_pieces (hash, bytes) VALUES (?1, ?2)",
+        )?;
+        let mut held =
+            conn.prepare_cached("SELECT 1 FROM state_snapshot_pieces WHERE hash = ?1")?;
+        write(&mut |piece: Piece<'_>| {
+            let name: [u8; 32] = match piece {
+                Piece::Bytes(bytes) => {
+                    let name: [u8; 32] = Sha256::digest(bytes).into();
+                    insert.execute(params![&name[..], bytes])?;
+                    name
+                }
+                Piece::Stored(name) if held.exists([&name[..]])? => *name,
+                Piece::Stored(_) => return Ok(None),
+            };
+            names.extend_from_slice(&name);
+            Ok(Some(name))
+        })?;
+    }
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO state_snapshot (id, seq, entry_hash, state) VALUES (1, ?1, ?2, zeroblob(?3))",
+        "INSERT OR REPLACE INTO state_snapshot (id, seq, entry_hash, pieces) VALUES (1, ?1, ?2, ?3)",
     )?
-    .execute(params![seq, &entry_hash[..], size])?;
-    let mut blob = conn.blob_open("main", "state_snapshot", "state", 1, false)?;
-    write(&mut blob)?;
-    if std::io::Seek::stream_position(&mut blob).ok() != Some(len as u64) {
-        return Err(Error::new(
-            ErrorKind::Store,
-            "the state snapshot was not written to its full length",
-        ));
+    .execute(params![seq, &entry_hash[..], names])?;
+    // The pieces no longer named (a few per snapshot: the names are few).
+    let named: std::collections::HashSet<&[u8]> = names.chunks(32).collect();
+    let stored: Vec<Vec<u8>> = conn
+        .prepare_cached("SELECT hash FROM state_snapshot_pieces")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut delete = conn.prepare_cached("DELETE FROM state_snapshot_pieces WHERE hash = ?1")?;
+    for name in stored.iter().filter(|n| !named.contains(&n[..])) {
+        delete.execute([name])?;
     }
     Ok(())
 }
@@ -898,6 +941,7 @@ mod tests {
                 "b19b17601ad943aab220cfc250e7f8adb925fb271e7ddd3ac3cb141a7941bca3".to_string(),
                 "70da8168d0bb67159fb838cc0c67b404946414d01372d28753e65bea60ba2f24".to_string(),
                 "89925dd90566676e5922fdadc5c5167b4dc5bf9780048a2eb0f73c33428068f5".to_string(),
+                "80df02762ef2268f736e151768d7f835ae27275179da16a9379fc4620b374052".to_string(),
             ],
             "a shipped migration changed; add a new migration instead of editing one"
         );
@@ -962,25 +1006,57 @@ mod tests {
         assert!(Store::open(&dir.path().join("missing")).is_err());
     }
 
+    /// A ledger file as the first `version` migrations left it.
+    fn file_at_version(path: &Path, version: usize) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        conn.execute_batch(MIGRATIONS_TABLE).unwrap();
+        for (index, (name, sql)) in MIGRATIONS.iter().take(version).enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO fundledger_migrations (version, name, sha256) VALUES (?1, ?2, ?3)",
+                params![index as i64 + 1, name, migration_checksum(sql)],
+            )
+            .unwrap();
+        }
+        conn.pragma_update(None, "user_version", version as i64)
+            .unwrap();
+        conn
+    }
+
+    #[test]
+    fn migration_5_drops_the_snapshot_of_the_previous_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v4.sqlite");
+        file_at_version(&path, 4)
+            .execute(
+                "INSERT INTO state_snapshot (id, seq, entry_hash, state) VALUES (1, 0, ?1, x'00000002')",
+                [&[9u8; 32][..]],
+            )
+            .unwrap();
+        assert_eq!(
+            Store::open_read_only(&path).map(drop).unwrap_err().kind(),
+            ErrorKind::NotALedger
+        );
+        let mut store = Store::open(&path).unwrap();
+        assert_eq!(store.user_version().unwrap(), 5);
+        assert!(!store.has_snapshot().unwrap());
+        assert_eq!(store.snapshot().unwrap(), None);
+        store.write_snapshot(0, &[9; 32], b"state").unwrap();
+        assert_eq!(
+            store.snapshot().unwrap().unwrap().state,
+            Ok(b"state".to_vec())
+        );
+    }
+
     #[test]
     fn migration_4_keeps_every_row_and_drops_the_hash_index() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v3.sqlite");
         {
             // A ledger file as migration 3 left it, with three rows.
-            let conn = Connection::open(&path).unwrap();
-            conn.pragma_update(None, "application_id", APPLICATION_ID)
-                .unwrap();
-            conn.execute_batch(MIGRATIONS_TABLE).unwrap();
-            for (index, (name, sql)) in MIGRATIONS.iter().take(3).enumerate() {
-                conn.execute_batch(sql).unwrap();
-                conn.execute(
-                    "INSERT INTO fundledger_migrations (version, name, sha256) VALUES (?1, ?2, ?3)",
-                    params![index as i64 + 1, name, migration_checksum(sql)],
-                )
-                .unwrap();
-            }
-            conn.pragma_update(None, "user_version", 3).unwrap();
+            let conn = file_at_version(&path, 3);
             for seq in 0..3i64 {
                 conn.execute(
                     "INSERT INTO entries VALUES (?1, ?2, ?3, ?4, 'attest', ?5, ?6)",
@@ -1083,34 +1159,88 @@ mod tests {
     }
 
     #[test]
-    fn a_streamed_snapshot_replaces_the_row_whole_or_not_at_all() {
+    fn a_snapshot_in_pieces_replaces_the_row_whole_or_not_at_all() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::create(&dir.path().join("l.sqlite")).unwrap();
+        let path = dir.path().join("l.sqlite");
+        let mut store = Store::create(&path).unwrap();
+        assert!(!store.has_snapshot().unwrap());
+        let hand = |sink: &mut dyn FnMut(Piece<'_>) -> Result<Option<[u8; 32]>>,
+                    pieces: &[&[u8]]| {
+            for p in pieces {
+                sink(Piece::Bytes(p))?;
+            }
+            Ok(())
+        };
         let tx = store.begin_append().unwrap();
-        let io = |e: std::io::Error| Error::format(e.to_string());
-        tx.write_snapshot_streamed(3, &[1; 32], 5, |out| out.write_all(b"hello").map_err(io))
+        tx.write_snapshot_pieces(3, &[1; 32], |sink| hand(sink, &[b"hel", b"lo"]))
             .unwrap();
-        // A writer that fails, or writes too little or too much, leaves the
-        // previous row.
-        for (bytes, fails) in [(&b"par"[..], true), (b"shor", false), (b"too long", false)] {
-            let written = tx.write_snapshot_streamed(9, &[2; 32], 5, |out| {
-                out.write_all(bytes).map_err(io)?;
-                match fails {
-                    true => Err(Error::format("cannot encode")),
-                    false => Ok(()),
-                }
-            });
-            assert!(written.is_err(), "{bytes:?}");
-        }
+        // A writer that fails after storing a piece leaves the previous
+        // snapshot and its pieces.
+        let failed = tx.write_snapshot_pieces(9, &[2; 32], |sink| {
+            hand(sink, &[b"other"])?;
+            Err(Error::format("cannot encode"))
+        });
+        assert!(failed.is_err());
         tx.commit().unwrap();
         let snapshot = store.snapshot().unwrap().unwrap();
         assert_eq!(
             (snapshot.seq, snapshot.entry_hash, snapshot.state),
-            (3, [1; 32], b"hello".to_vec())
+            (3, [1; 32], Ok(b"hello".to_vec()))
         );
-        assert_eq!(store.snapshot_prefix(3).unwrap(), Some(b"hel".to_vec()));
-        assert_eq!(store.snapshot_prefix(64).unwrap(), Some(b"hello".to_vec()));
-        let empty = Store::create(&dir.path().join("empty.sqlite")).unwrap();
-        assert_eq!(empty.snapshot_prefix(64).unwrap(), None);
+        assert!(store.has_snapshot().unwrap());
+
+        // The next snapshot reuses a stored piece by name, is refused one
+        // that is not stored, and the piece no longer named is deleted.
+        let lo: [u8; 32] = Sha256::digest(b"lo").into();
+        let tx = store.begin_append().unwrap();
+        tx.write_snapshot_pieces(4, &[3; 32], |sink| {
+            assert_eq!(sink(Piece::Stored(&[7; 32]))?, None);
+            hand(sink, &[b"say "])?;
+            assert_eq!(sink(Piece::Stored(&lo))?, Some(lo));
+            Ok(())
+        })
+        .unwrap();
+        tx.commit().unwrap();
+        assert_eq!(
+            store.snapshot().unwrap().unwrap().state,
+            Ok(b"say lo".to_vec())
+        );
+        let conn = Connection::open(&path).unwrap();
+        let count = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT count(*) FROM state_snapshot_pieces", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        assert_eq!(count(&conn), 2);
+
+        // A piece whose bytes do not hash to its name, or a missing one,
+        // makes the snapshot damaged, named by its position.
+        conn.execute(
+            "UPDATE state_snapshot_pieces SET bytes = x'00' WHERE hash = ?1",
+            [&lo[..]],
+        )
+        .unwrap();
+        let damage = store.snapshot().unwrap().unwrap().state.unwrap_err();
+        assert!(
+            damage.starts_with("piece 2 of 2 (") && damage.ends_with("does not hash to its name"),
+            "{damage}"
+        );
+        conn.execute(
+            "DELETE FROM state_snapshot_pieces WHERE hash = ?1",
+            [&lo[..]],
+        )
+        .unwrap();
+        let damage = store.snapshot().unwrap().unwrap().state.unwrap_err();
+        assert!(damage.ends_with(") is missing"), "{damage}");
+        assert_eq!(count(&conn), 1);
+
+        // A snapshot of one piece, in its own transaction.
+        store.write_snapshot(5, &[4; 32], b"whole").unwrap();
+        assert_eq!(
+            store.snapshot().unwrap().unwrap().state,
+            Ok(b"whole".to_vec())
+        );
+        assert_eq!(count(&conn), 1);
     }
 }

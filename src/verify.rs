@@ -558,15 +558,22 @@ impl ChainVerifier<'_> {
                     hex::encode(snapshot.entry_hash),
                 )));
             }
-            // A snapshot of an older format version is never read: not compared.
-            if !crate::state::is_older_format_snapshot(&snapshot.state)
-                && !self.state.snapshot_matches(&snapshot.state)?
-            {
-                return Ok(Err(fail(
-                    seq,
-                    "snapshot",
-                    "the stored state snapshot differs from the state the entries make",
-                )));
+            match &snapshot.state {
+                Err(damage) => {
+                    return Ok(Err(fail(
+                        seq,
+                        "snapshot",
+                        format!("the stored state snapshot is damaged: {damage}"),
+                    )))
+                }
+                Ok(state) if !self.state.snapshot_matches(state)? => {
+                    return Ok(Err(fail(
+                        seq,
+                        "snapshot",
+                        "the stored state snapshot differs from the state the entries make",
+                    )))
+                }
+                Ok(_) => {}
             }
         }
         self.prev_hash = hash;

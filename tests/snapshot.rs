@@ -5,14 +5,20 @@
 #[macro_use]
 mod util;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection};
 use serde_json::Value;
 
-use fundledger::event::{Attest, Event};
-use fundledger::ledger::{Ledger, SNAPSHOT_INTERVAL_ENTRIES};
-use fundledger::state::{Account, AccountKey, State, SNAPSHOT_FORMAT_VERSION};
+use ed25519_dalek::SigningKey;
+use sha2::{Digest, Sha256};
+
+use fundledger::event::{
+    Attest, Call, Contribution, Event, FundAmount, FundCreate, PartnerAdd, Reversal,
+};
+use fundledger::ledger::{Appended, Ledger, SNAPSHOT_INTERVAL_ENTRIES};
+use fundledger::state::{Account, AccountKey, Piece, State};
 use fundledger::store::Store;
 
 /// Attest entries appended after the demo: more than two snapshot intervals.
@@ -74,15 +80,31 @@ fn full_replay(path: &Path) -> State {
     Ledger::open_read_only(&copy).unwrap().state().clone()
 }
 
-fn snapshot_row(path: &Path) -> (u64, Vec<u8>, Vec<u8>) {
-    Connection::open(path)
+/// The stored snapshot: seq, entry hash, and its pieces' bytes.
+fn snapshot_row(path: &Path) -> (u64, [u8; 32], Vec<u8>) {
+    let snapshot = Store::open_read_only(path)
         .unwrap()
-        .query_row(
-            "SELECT seq, entry_hash, state FROM state_snapshot",
-            [],
-            |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?)),
-        )
+        .snapshot()
         .unwrap()
+        .unwrap();
+    (snapshot.seq, snapshot.entry_hash, snapshot.state.unwrap())
+}
+
+/// Replace the stored snapshot with `state` (stored as one piece).
+fn set_snapshot(path: &Path, seq: u64, entry_hash: &[u8; 32], state: &[u8]) {
+    Store::open(path)
+        .unwrap()
+        .write_snapshot(seq, entry_hash, state)
+        .unwrap();
+}
+
+fn stored_entry_hash(path: &Path, seq: u64) -> [u8; 32] {
+    let row = Store::open_read_only(path)
+        .unwrap()
+        .get(seq)
+        .unwrap()
+        .unwrap();
+    row.entry_hash.try_into().unwrap()
 }
 
 fn cash(state: &State) -> Vec<String> {
@@ -96,7 +118,7 @@ fn cash(state: &State) -> Vec<String> {
 /// Change the first fund's cash balance inside the stored snapshot (still
 /// a canonical, decodable encoding).
 fn tamper_cash(path: &Path) {
-    let (_, _, bytes) = snapshot_row(path);
+    let (seq, entry_hash, bytes) = snapshot_row(path);
     let mut state = State::decode_snapshot(&bytes).unwrap();
     let fund = state.funds.values_mut().next().unwrap();
     assert!(!fund.cash().is_zero(), "the demo fund holds cash");
@@ -106,10 +128,7 @@ fn tamper_cash(path: &Path) {
     );
     let tampered = state.encode_snapshot().unwrap();
     assert_ne!(tampered, bytes);
-    Connection::open(path)
-        .unwrap()
-        .execute("UPDATE state_snapshot SET state = ?1", params![tampered])
-        .unwrap();
+    set_snapshot(path, seq, &entry_hash, &tampered);
 }
 
 fn verify_json(dir: &Path, path: &Path) -> (i32, Value) {
@@ -231,13 +250,7 @@ fn a_snapshot_of_another_entry_is_ignored_at_open_and_reported_by_verify() {
     assert_eq!(report["failure"]["seq"], beyond, "{report}");
 
     // An undecodable snapshot is ignored, and reported.
-    Connection::open(&path)
-        .unwrap()
-        .execute(
-            "UPDATE state_snapshot SET seq = ?1, state = x'00ff'",
-            params![seq as i64],
-        )
-        .unwrap();
+    set_snapshot(&path, seq, &stored_entry_hash(&path, seq), &[0x00, 0xff]);
     assert_eq!(cash(Ledger::open_read_only(&path).unwrap().state()), honest);
     let (code, report) = verify_json(dir.path(), &path);
     assert_eq!(code, 1, "{report}");
@@ -256,7 +269,7 @@ fn opening_for_writing_adds_a_missing_snapshot_at_the_head() {
     let snapshot = ledger.store().snapshot().unwrap().unwrap();
     assert_eq!(snapshot.seq, head);
     assert_eq!(
-        State::decode_snapshot(&snapshot.state)
+        State::decode_snapshot(snapshot.state.as_ref().unwrap())
             .unwrap()
             .encode_snapshot()
             .unwrap(),
@@ -264,63 +277,203 @@ fn opening_for_writing_adds_a_missing_snapshot_at_the_head() {
     );
 }
 
-/// What a format-version-1 snapshot looked like: compact JSON.
-fn version_1_snapshot(seq: u64) -> Vec<u8> {
-    format!(
-        "{{\"format_version\":1,\"last_seq\":{seq},\"origin\":\"old\",\"keys\":[],\"policy\":{{\"rules\":[]}},\"policy_seq\":null,\"funds\":[],\"partners\":[],\"startups\":[],\"reversed\":[]}}"
-    )
-    .into_bytes()
-}
-
 #[test]
-fn a_snapshot_of_the_older_format_is_replayed_past_verified_and_replaced() {
+fn a_damaged_snapshot_piece_is_ignored_at_open_and_reported_by_verify() {
     let (dir, path) = big_ledger();
-    let (seq, _, current) = snapshot_row(&path);
-    assert_eq!(current[..4], SNAPSHOT_FORMAT_VERSION.to_be_bytes());
-    assert_eq!(SNAPSHOT_FORMAT_VERSION, 2);
-    let full = full_replay(&path);
-    // As the previous version left it: the row names the right entry, but
-    // holds JSON this version does not read.
-    Connection::open(&path)
-        .unwrap()
-        .execute(
-            "UPDATE state_snapshot SET state = ?1",
-            params![version_1_snapshot(seq)],
-        )
+    let (seq, _, _) = snapshot_row(&path);
+    let honest = cash(&full_replay(&path));
+    let conn = Connection::open(&path).unwrap();
+    let pieces: i64 = conn
+        .query_row("SELECT count(*) FROM state_snapshot_pieces", [], |r| {
+            r.get(0)
+        })
         .unwrap();
-    assert!(State::decode_snapshot(&version_1_snapshot(seq)).is_err());
-
-    // Open replays from genesis; verify does not compare the old snapshot.
-    let opened = Ledger::open_read_only(&path).unwrap().state().clone();
-    assert_eq!(cash(&opened), cash(&full));
-    assert_eq!(
-        opened.encode_snapshot().unwrap(),
-        full.encode_snapshot().unwrap()
-    );
-    let (code, report) = verify_json(dir.path(), &path);
-    assert_eq!(code, 0, "{report}");
-    assert_eq!(report["status"], "intact", "{report}");
-
-    // The row's entry hash is still checked.
-    set_snapshot_entry_hash(&path, &[0xab; 32]);
+    assert!(pieces > 1, "the snapshot is stored in pieces");
+    conn.execute(
+        "UPDATE state_snapshot_pieces SET bytes = x'00000002' WHERE rowid = (SELECT min(rowid) FROM state_snapshot_pieces)",
+        [],
+    )
+    .unwrap();
+    assert_eq!(cash(Ledger::open_read_only(&path).unwrap().state()), honest);
     let (code, report) = verify_json(dir.path(), &path);
     assert_eq!(code, 1, "{report}");
     assert_eq!(report["failure"]["check"], "snapshot", "{report}");
-    let head = full.last_seq.unwrap();
-    let stored = Store::open_read_only(&path)
-        .unwrap()
-        .get(seq)
-        .unwrap()
-        .unwrap()
-        .entry_hash;
-    set_snapshot_entry_hash(&path, &stored);
+    assert_eq!(report["failure"]["seq"], seq, "{report}");
+    let message = report["failure"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("damaged") && message.contains("does not hash to its name"),
+        "{message}"
+    );
+}
 
-    // A writable open replaces it with the current format, at the head.
-    let ledger = Ledger::open(&path).unwrap();
-    let snapshot = ledger.store().snapshot().unwrap().unwrap();
-    assert_eq!(snapshot.seq, head);
-    assert!(ledger.state().snapshot_matches(&snapshot.state).unwrap());
+/// Write `state` in pieces to a sink holding `stored` (name to bytes):
+/// the concatenated bytes, and how many stored pieces were reused.
+fn write_in_pieces(state: &State, stored: &HashMap<[u8; 32], Vec<u8>>) -> (Vec<u8>, usize) {
+    let mut state = state.clone();
+    let (mut bytes, mut reused) = (Vec::new(), 0);
+    state
+        .write_snapshot_pieces(&mut |piece| match piece {
+            Piece::Bytes(b) => {
+                bytes.extend_from_slice(b);
+                Ok(Some(Sha256::digest(b).into()))
+            }
+            Piece::Stored(name) => match stored.get(name) {
+                Some(b) => {
+                    bytes.extend_from_slice(b);
+                    reused += 1;
+                    Ok(Some(*name))
+                }
+                None => Ok(None),
+            },
+        })
+        .unwrap();
+    (bytes, reused)
+}
+
+fn stored_pieces(path: &Path) -> HashMap<[u8; 32], Vec<u8>> {
+    let conn = Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT hash, bytes FROM state_snapshot_pieces")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| {
+            let name: Vec<u8> = r.get(0)?;
+            Ok((name.try_into().unwrap(), r.get(1)?))
+        })
+        .unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+/// A snapshot reuses the stored piece of every block of calls (1,024
+/// calls each) that did not change since it was stored, and encodes again
+/// the blocks that did: a payment, a reversal, a partner new to the calls.
+#[test]
+fn a_snapshot_encodes_again_only_the_blocks_of_calls_that_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calls.sqlite");
+    let admin = SigningKey::from_bytes(&[1; 32]);
+    let mut ledger = Ledger::init(&path, "calls.example.org/fund", &admin, "admin", 0).unwrap();
+    let fund = "f";
+    let date = "2024-01-02";
+    let partner = |id: &str| {
+        Event::PartnerAdd(PartnerAdd {
+            partner: id.into(),
+            legal_name: format!("Partner {id}"),
+            partner_type: "private".into(),
+            country: "AE".into(),
+            lei: None,
+            date: date.into(),
+        })
+    };
+    let commitment = |id: &str| {
+        Event::Commitment(FundAmount {
+            fund: fund.into(),
+            partner: id.into(),
+            amount: "1000000.00".into(),
+            currency: "USD".into(),
+            date: date.into(),
+            memo: None,
+        })
+    };
+    let call = || {
+        Event::Call(Call {
+            fund: fund.into(),
+            amount: "2.00".into(),
+            currency: "USD".into(),
+            purpose: "investment".into(),
+            date: date.into(),
+            due_date: date.into(),
+            memo: None,
+        })
+    };
+    let mut events = vec![
+        Event::FundCreate(FundCreate {
+            fund: fund.into(),
+            name: "Fund".into(),
+            currency: "USD".into(),
+            jurisdiction: "AE".into(),
+            vintage: 2024,
+            management_fee_rate: "0.02".into(),
+            management_fee_basis: "committed".into(),
+            date: date.into(),
+        }),
+        partner("m"),
+        partner("n"),
+        commitment("m"),
+        commitment("n"),
+    ];
+    events.extend((0..2100).map(|_| call()));
+    let append = |ledger: &mut Ledger, events: Vec<Event>| -> Vec<u64> {
+        let requests = events.into_iter().map(|e| (e, None)).collect();
+        ledger
+            .append_batch(requests, &[&admin], 1)
+            .unwrap()
+            .iter()
+            .map(|a| match a {
+                Appended::New { seq, .. } => *seq,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    let seqs = append(&mut ledger, events);
+    let call_1500 = seqs[5 + 1499];
+    let calls = |l: &Ledger| l.state().funds[fund].calls.len();
+    assert_eq!(calls(&ledger), 2100);
+
+    // Just after the ledger stored its snapshot: all three blocks reused.
+    let (bytes, reused) = write_in_pieces(ledger.state(), &stored_pieces(&path));
+    assert!(
+        bytes == ledger.state().encode_snapshot().unwrap(),
+        "the pieces differ"
+    );
+    assert_eq!(reused, 3);
+
+    // A payment on call 1 (block 0) and a reversal of call 1500 (block 1).
+    append(
+        &mut ledger,
+        vec![
+            Event::Contribution(Contribution {
+                fund: fund.into(),
+                partner: "m".into(),
+                call: 1,
+                amount: "1.00".into(),
+                currency: "USD".into(),
+                date: date.into(),
+                memo: None,
+            }),
+            Event::Reversal(Reversal {
+                seq: call_1500,
+                reason: "entered twice".into(),
+                date: date.into(),
+            }),
+        ],
+    );
+    let (bytes, reused) = write_in_pieces(ledger.state(), &stored_pieces(&path));
+    assert!(
+        bytes == ledger.state().encode_snapshot().unwrap(),
+        "the pieces differ"
+    );
+    assert_eq!(reused, 1);
+
+    // A partner new to the calls, sorting first, moves every partner's
+    // position: no block is reused.
+    append(&mut ledger, vec![partner("a"), commitment("a"), call()]);
+    let (bytes, reused) = write_in_pieces(ledger.state(), &stored_pieces(&path));
+    assert!(
+        bytes == ledger.state().encode_snapshot().unwrap(),
+        "the pieces differ"
+    );
+    assert_eq!(reused, 0);
+
+    // The ledger's own snapshots, written with what it reused, are the
+    // state the entries make.
+    append(&mut ledger, (0..1024).map(|_| call()).collect());
     drop(ledger);
     let (code, report) = verify_json(dir.path(), &path);
     assert_eq!(code, 0, "{report}");
+    let (_, _, bytes) = snapshot_row(&path);
+    assert!(
+        bytes == full_replay(&path).encode_snapshot().unwrap(),
+        "the snapshot differs"
+    );
 }

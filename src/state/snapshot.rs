@@ -14,15 +14,28 @@ use crate::canonical_json;
 /// Version of the state snapshot encoding (schema/FORMAT.md section 7).
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
 
-/// How every format-version-1 snapshot (compact JSON) begins.
-const VERSION_1_PREFIX: &[u8] = b"{\"format_version\":1,";
+/// Calls per stored piece of a snapshot (schema/FORMAT.md section 7):
+/// the calls of a fund are cut into pieces of this many, so that a
+/// snapshot of a large ledger rewrites only the pieces whose calls changed
+/// (about 170 KB each for ten partners) instead of every call.
+const CALLS_PER_PIECE: usize = 1024;
 
-/// Whether `bytes` are a snapshot of an older format version than
-/// [`SNAPSHOT_FORMAT_VERSION`] (version 1, JSON). This code neither reads
-/// nor checks such a snapshot: opening replays instead, and a writable open
-/// or the next due append replaces it.
-pub fn is_older_format_snapshot(bytes: &[u8]) -> bool {
-    bytes.starts_with(VERSION_1_PREFIX)
+/// The block of the snapshot's calls (a piece) that holds call `index`
+/// (from 0) of its fund.
+pub(super) fn call_block(index: usize) -> usize {
+    index / CALLS_PER_PIECE
+}
+
+/// A piece of a snapshot, as [`State::write_snapshot_pieces`] hands it to
+/// its sink.
+pub enum Piece<'a> {
+    /// Bytes to store; the sink returns their name.
+    Bytes(&'a [u8]),
+    /// The piece of this name stands for the next bytes, if it is stored
+    /// (a block of calls unchanged since its piece was stored): the sink
+    /// returns the name when it holds the piece, None when the bytes must
+    /// be handed over after all.
+    Stored(&'a [u8; 32]),
 }
 
 fn snapshot_error(what: impl std::fmt::Display) -> Error {
@@ -66,6 +79,26 @@ impl<W: Write> Enc<W> {
     fn flush(&mut self) -> io::Result<()> {
         let len = std::mem::take(&mut self.len);
         self.out.write_all(&self.buf[..len])
+    }
+
+    /// Pass the gathered bytes on, and end the current piece there: its
+    /// name, when the output names pieces.
+    fn cut(&mut self) -> io::Result<Option<[u8; 32]>>
+    where
+        W: Out,
+    {
+        self.flush()?;
+        self.out.cut()
+    }
+
+    /// At a cut: whether the stored piece `name` stands for the next
+    /// bytes, which are then not to be written.
+    fn reuse(&mut self, name: &[u8; 32]) -> io::Result<bool>
+    where
+        W: Out,
+    {
+        debug_assert_eq!(self.len, 0, "reuse only at a cut");
+        self.out.reuse(name)
     }
 
     #[inline]
@@ -214,6 +247,111 @@ impl<'a> PartnerIndex<'a> {
     }
 }
 
+/// Where a snapshot encoding goes: a writer, told where the encoding may
+/// be cut into stored pieces (writers that keep it whole ignore that, and
+/// reuse no stored piece).
+trait Out: Write {
+    /// End the current piece here; its name, when this output names them.
+    fn cut(&mut self) -> io::Result<Option<[u8; 32]>> {
+        Ok(None)
+    }
+
+    /// Whether the stored piece `name` stands for the next bytes.
+    fn reuse(&mut self, _name: &[u8; 32]) -> io::Result<bool> {
+        Ok(false)
+    }
+
+    /// The piece just cut, `name`, encodes block `block` of the calls of
+    /// fund number `fund` (in fund order).
+    fn learn(&mut self, _fund: usize, _block: usize, _name: [u8; 32]) {}
+}
+
+impl<T: Out + ?Sized> Out for &mut T {
+    fn cut(&mut self) -> io::Result<Option<[u8; 32]>> {
+        (**self).cut()
+    }
+
+    fn reuse(&mut self, name: &[u8; 32]) -> io::Result<bool> {
+        (**self).reuse(name)
+    }
+
+    fn learn(&mut self, fund: usize, block: usize, name: [u8; 32]) {
+        (**self).learn(fund, block, name)
+    }
+}
+
+/// Any writer, keeping the encoding whole.
+struct Whole<W>(W);
+
+impl<W: Write> Write for Whole<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<W: Write> Out for Whole<W> {}
+
+type Sink<'s> = dyn FnMut(Piece<'_>) -> Result<Option<[u8; 32]>> + 's;
+
+/// Gathers a piece and hands it to `sink` at each cut; remembers the
+/// names of the blocks of calls it handed. A sink's error is kept whole
+/// (an `io::Error` would lose its kind).
+struct Pieces<'s> {
+    piece: Vec<u8>,
+    sink: &'s mut Sink<'s>,
+    learned: Vec<(usize, usize, [u8; 32])>,
+    failed: Option<Error>,
+}
+
+impl Pieces<'_> {
+    fn hand(&mut self, piece: Piece<'_>) -> io::Result<Option<[u8; 32]>> {
+        (self.sink)(piece).map_err(|e| {
+            self.failed = Some(e);
+            io::Error::other("the snapshot's piece was not stored")
+        })
+    }
+}
+
+impl Write for Pieces<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.piece.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Out for Pieces<'_> {
+    fn cut(&mut self) -> io::Result<Option<[u8; 32]>> {
+        if self.piece.is_empty() {
+            return Ok(None);
+        }
+        let piece = std::mem::take(&mut self.piece);
+        let name = self.hand(Piece::Bytes(&piece));
+        self.piece = piece;
+        self.piece.clear();
+        name
+    }
+
+    fn reuse(&mut self, name: &[u8; 32]) -> io::Result<bool> {
+        Ok(self.hand(Piece::Stored(name))?.is_some())
+    }
+
+    fn learn(&mut self, fund: usize, block: usize, name: [u8; 32]) {
+        self.learned.push((fund, block, name));
+    }
+}
+
 /// Counts the bytes written.
 struct Counter(usize);
 
@@ -233,6 +371,10 @@ struct Compare<'a> {
     rest: &'a [u8],
     differs: bool,
 }
+
+impl Out for Counter {}
+
+impl Out for Compare<'_> {}
 
 impl Write for Compare<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -254,7 +396,12 @@ impl Write for Compare<'_> {
 }
 
 impl State {
-    fn write_snapshot_to<W: Write>(&self, e: &mut Enc<W>) -> io::Result<()> {
+    /// The encoding, cut (for [`State::write_snapshot_pieces`]) before each
+    /// block of [`CALLS_PER_PIECE`] calls of a fund, before its flows'
+    /// count, before each of its partners' years of flows, and after them:
+    /// the pieces that change as a ledger grows are its head (balances and
+    /// counts), its last calls, its current year's flows and its tail.
+    fn write_snapshot_to<W: Out>(&self, e: &mut Enc<W>) -> io::Result<()> {
         e.u32(SNAPSHOT_FORMAT_VERSION)?;
         e.opt(self.last_seq, Enc::u64)?;
         e.opt(self.origin.as_deref(), Enc::str)?;
@@ -270,7 +417,7 @@ impl State {
         e.json(&self.policy)?;
         e.opt(self.policy_seq, Enc::u64)?;
         e.len(self.funds.len())?;
-        for f in self.funds.values() {
+        for (fund_number, f) in self.funds.values().enumerate() {
             e.json(&f.def)?;
             e.u64(f.created_seq)?;
             e.len(f.balances.len())?;
@@ -287,26 +434,45 @@ impl State {
             let index = PartnerIndex::new(&f.partner_ids)?;
             let mut near = 0;
             e.len(f.calls.len())?;
-            for c in &f.calls {
-                e.u64(c.seq)?;
-                e.str(c.purpose)?;
-                e.date(c.date)?;
-                e.date(c.due_date)?;
-                e.bool(c.reversed)?;
-                e.len(c.shares.len())?;
-                for (partner, share) in c.shares.0.iter() {
-                    e.u16(index.of(partner, &mut near)?)?;
-                    e.decimal(share.called)?;
-                    e.decimal(share.paid)?;
+            for (block, calls) in f.calls.chunks(CALLS_PER_PIECE).enumerate() {
+                e.cut()?;
+                if let Some(Some(name)) = f.call_pieces.get(block) {
+                    if e.reuse(name)? {
+                        continue;
+                    }
+                }
+                for c in calls {
+                    e.u64(c.seq)?;
+                    e.str(c.purpose)?;
+                    e.date(c.date)?;
+                    e.date(c.due_date)?;
+                    e.bool(c.reversed)?;
+                    e.len(c.shares.len())?;
+                    for (partner, share) in c.shares.0.iter() {
+                        e.u16(index.of(partner, &mut near)?)?;
+                        e.decimal(share.called)?;
+                        e.decimal(share.paid)?;
+                    }
+                }
+                if let Some(name) = e.cut()? {
+                    e.out.learn(fund_number, block, name);
                 }
             }
+            e.cut()?;
             e.len(f.flows.len())?;
+            let mut group = None;
             for ((partner, date), (paid, dist)) in &f.flows {
-                e.u16(index.of(partner, &mut near)?)?;
+                let position = index.of(partner, &mut near)?;
+                if group != Some((position, date.year())) {
+                    group = Some((position, date.year()));
+                    e.cut()?;
+                }
+                e.u16(position)?;
                 e.date(*date)?;
                 e.decimal(*paid)?;
                 e.decimal(*dist)?;
             }
+            e.cut()?;
             e.opt(f.last_date, Enc::date)?;
         }
         e.len(self.partners.len())?;
@@ -326,22 +492,55 @@ impl State {
         Ok(())
     }
 
-    fn write_snapshot_io(&self, out: impl Write) -> io::Result<()> {
+    fn write_snapshot_io(&self, out: impl Out) -> io::Result<()> {
         let mut e = Enc::new(out);
         self.write_snapshot_to(&mut e)?;
-        e.flush()
+        e.cut().map(drop)
     }
 
     /// Write the snapshot encoding of the state into `out`: deterministic
     /// (the same state always gives the same bytes), versioned.
     pub fn write_snapshot(&self, out: &mut impl Write) -> Result<()> {
-        self.write_snapshot_io(out).map_err(encode_error)
+        self.write_snapshot_io(Whole(out)).map_err(encode_error)
+    }
+
+    /// Write the snapshot encoding of the state as consecutive pieces,
+    /// each handed to `sink` in order (never an empty one): their
+    /// concatenation is exactly [`State::encode_snapshot`]. Where the cuts
+    /// fall is this writer's choice (stable as the state grows: see
+    /// `write_snapshot_to`); readers only concatenate. A block of calls
+    /// unchanged since this state last handed its piece is offered by name
+    /// ([`Piece::Stored`]) and encoded only when the sink does not hold it.
+    /// Holds one piece at a time. A sink's error stops the encoding and is
+    /// returned.
+    pub fn write_snapshot_pieces(
+        &mut self,
+        sink: &mut dyn FnMut(Piece<'_>) -> Result<Option<[u8; 32]>>,
+    ) -> Result<()> {
+        let mut pieces = Pieces {
+            piece: Vec::new(),
+            sink,
+            learned: Vec::new(),
+            failed: None,
+        };
+        if let Err(e) = self.write_snapshot_io(&mut pieces) {
+            return Err(pieces.failed.take().unwrap_or_else(|| encode_error(e)));
+        }
+        let mut funds: Vec<&mut FundState> = self.funds.values_mut().collect();
+        for (fund, block, name) in pieces.learned {
+            let names = &mut funds[fund].call_pieces;
+            if names.len() <= block {
+                names.resize(block + 1, None);
+            }
+            names[block] = Some(name);
+        }
+        Ok(())
     }
 
     /// The length of the state's snapshot encoding, in bytes.
     pub fn snapshot_len(&self) -> Result<usize> {
         let mut counter = Counter(0);
-        self.write_snapshot(&mut counter)?;
+        self.write_snapshot_io(&mut counter).map_err(encode_error)?;
         Ok(counter.0)
     }
 
@@ -371,11 +570,6 @@ impl State {
     /// order or with duplicates, bytes that do not re-encode identically)
     /// is an error.
     pub fn decode_snapshot(bytes: &[u8]) -> Result<State> {
-        if is_older_format_snapshot(bytes) {
-            return Err(snapshot_error(format!(
-                "it is of format version 1, not {SNAPSHOT_FORMAT_VERSION}"
-            )));
-        }
         let mut d = Dec(bytes);
         let version = d.u32()?;
         if version != SNAPSHOT_FORMAT_VERSION {
@@ -561,6 +755,7 @@ impl<'a> Dec<'a> {
             flows: BTreeMap::new(),
             last_date: None,
             partner_ids: Vec::new(),
+            call_pieces: Vec::new(),
         };
         for _ in 0..self.len()? {
             let code = self.u8()?;
