@@ -477,3 +477,50 @@ fn a_snapshot_encodes_again_only_the_blocks_of_calls_that_changed() {
         "the snapshot differs"
     );
 }
+
+fn attest(i: u64) -> Event {
+    Event::Attest(Attest {
+        file_name: format!("single-{i}.pdf"),
+        sha256: hex::encode([(i % 251) as u8; 32]),
+        size: i,
+        note: format!("single attestation {i}"),
+    })
+}
+
+/// A single (durable) append at a due entry writes the snapshot of the
+/// state after it, in the entry's own transaction; the next one leaves it.
+#[test]
+fn a_single_append_at_a_due_entry_writes_its_snapshot() {
+    let (dir, path) = big_ledger();
+    let admin =
+        fundledger::keys::load_signing_key(&dir.path().join("keys/administrator.key")).unwrap();
+    let mut ledger = Ledger::open(&path).unwrap();
+    let count = ledger.store().count().unwrap();
+    // The next entry due a snapshot: seq + 1 a multiple of the interval.
+    let due = count.div_ceil(SNAPSHOT_INTERVAL_ENTRIES) * SNAPSHOT_INTERVAL_ENTRIES - 1;
+    let filler = (count..due).map(|i| (attest(i), None)).collect();
+    ledger.append_batch(filler, &[&admin], 1).unwrap();
+    assert_eq!(ledger.store().count().unwrap(), due);
+    let before = snapshot_row(&path).0;
+    assert!(before < due);
+    for i in 0..2 {
+        let appended = ledger
+            .append(fundledger::ledger::AppendRequest {
+                event: attest(due + i),
+                idempotency_key: None,
+                signers: &[&admin],
+                now_unix_ms: 1,
+            })
+            .unwrap();
+        assert!(matches!(appended, Appended::New { seq, .. } if seq == due + i));
+        assert_eq!(snapshot_row(&path).0, due, "after entry {}", due + i);
+    }
+    assert_eq!(
+        ledger.state().encode_snapshot().unwrap(),
+        full_replay(&path).encode_snapshot().unwrap()
+    );
+    drop(ledger);
+    // Verify recomputes the state at `due` and compares it with the snapshot.
+    let (code, report) = verify_json(dir.path(), &path);
+    assert_eq!(code, 0, "{report}");
+}
