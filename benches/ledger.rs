@@ -763,7 +763,7 @@ fn main() {
         limits.sqlite_durable,
     );
     println!(
-        "| slowest of those appends (a snapshot due) | {:.1} ms | - | - |",
+        "| slowest of those appends | {:.1} ms | - | - |",
         get("durable_large_slowest_ms")
     );
     println!(
