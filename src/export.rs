@@ -877,7 +877,7 @@ fn partners(h: &History, excel: bool) -> Result<ExportFile> {
 
 /// The partner an entry's base event names (commitments, contributions).
 fn base_partner(e: &crate::history::FundEntry) -> Option<&str> {
-    match &e.base {
+    match &*e.base {
         Event::Commitment(c) | Event::CommitmentReduce(c) => Some(&c.partner),
         Event::Contribution(c) => Some(&c.partner),
         _ => None,
@@ -888,7 +888,7 @@ fn commitments(h: &History, excel: bool) -> Result<ExportFile> {
     let mut s = Sheet::new(&COMMITMENTS, excel)?;
     let mut committed: BTreeMap<String, Decimal> = BTreeMap::new();
     for e in &h.entries {
-        if !matches!(e.base, Event::Commitment(_) | Event::CommitmentReduce(_)) {
+        if !matches!(*e.base, Event::Commitment(_) | Event::CommitmentReduce(_)) {
             continue;
         }
         let partner = base_partner(e).unwrap_or_default().to_string();
@@ -922,7 +922,7 @@ fn commitments(h: &History, excel: bool) -> Result<ExportFile> {
 fn payments(h: &History) -> BTreeMap<(u64, String), (Decimal, Option<time::Date>)> {
     let mut out: BTreeMap<(u64, String), (Decimal, Option<time::Date>)> = BTreeMap::new();
     for e in &h.entries {
-        let Event::Contribution(c) = &e.base else {
+        let Event::Contribution(c) = &*e.base else {
             continue;
         };
         let amount: Decimal = e
@@ -949,7 +949,7 @@ fn capital_calls(h: &History, excel: bool) -> Result<ExportFile> {
         for (k, v) in &e.amounts {
             *running.entry(k.clone()).or_default() += v;
         }
-        let (Event::Call(call), None) = (&e.event, e.reverses) else {
+        let (Event::Call(call), None) = (&*e.event, e.reverses) else {
             continue;
         };
         if !e.in_period(h.scope.from) {
@@ -1032,7 +1032,7 @@ fn capital_calls(h: &History, excel: bool) -> Result<ExportFile> {
 fn contributions(h: &History, excel: bool) -> Result<ExportFile> {
     let mut s = Sheet::new(&CONTRIBUTIONS, excel)?;
     for e in h.entries.iter().filter(|e| e.in_period(h.scope.from)) {
-        let Event::Contribution(c) = &e.base else {
+        let Event::Contribution(c) = &*e.base else {
             continue;
         };
         let amount: Decimal = e
@@ -1061,7 +1061,7 @@ fn distributions(h: &History, excel: bool) -> Result<ExportFile> {
     let mut s = Sheet::new(&DISTRIBUTIONS, excel)?;
     let mut cumulative: BTreeMap<String, Decimal> = BTreeMap::new();
     for e in &h.entries {
-        if !matches!(e.base, Event::Distribution(_)) {
+        if !matches!(*e.base, Event::Distribution(_)) {
             continue;
         }
         let total: Decimal = -e
@@ -1209,7 +1209,7 @@ pub fn holdings_of(h: &History) -> Result<Vec<Holding>> {
     for e in &h.entries {
         let sign = e.sign();
         let live = e.reverses.is_none() && e.reversed_by.is_none();
-        match &e.base {
+        match &*e.base {
             Event::Investment(i) => {
                 let x = out.entry(i.startup.clone()).or_default();
                 x.invested += sign * parse(&i.amount, e.seq)?;

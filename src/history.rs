@@ -16,6 +16,7 @@
 //! [`crate::xirr`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
@@ -68,13 +69,14 @@ pub struct FundEntry {
     pub recorded_at_unix_ms: i64,
     pub date: time::Date,
     /// The entry's own event (a `Reversal` for a reversal).
-    pub event: Event,
+    pub event: Arc<Event>,
     /// The signed postings, in order.
     pub postings: Vec<Posting>,
     /// The postings parsed: account key and debit-positive amount.
     pub amounts: Vec<(AccountKey, Decimal)>,
-    /// For a reversal: the event it negates (otherwise the entry's own).
-    pub base: Event,
+    /// For a reversal: the event it negates (otherwise the entry's own,
+    /// shared: an event is held once however many places name it).
+    pub base: Arc<Event>,
     /// For a reversal: the sequence number of the entry it negates.
     pub reverses: Option<u64>,
     /// The reversal (in scope) that negates this entry, if any.
@@ -105,7 +107,7 @@ impl FundEntry {
 
     /// Memo of the event, or the reason of a reversal.
     pub fn memo(&self) -> Option<&str> {
-        match &self.event {
+        match &*self.event {
             Event::Commitment(e) | Event::CommitmentReduce(e) => e.memo.as_deref(),
             Event::Call(e) => e.memo.as_deref(),
             Event::Contribution(e) => e.memo.as_deref(),
@@ -236,7 +238,7 @@ pub struct History {
 /// Fund entries of the whole prefix, before the date filter: what a
 /// reversal may point at, and each call's number.
 struct Seen {
-    event: Event,
+    event: Arc<Event>,
     call_number: Option<u64>,
 }
 
@@ -366,11 +368,12 @@ impl History {
                 }
                 _ => {}
             }
-            if !matches!(body.event, Event::Reversal(_)) {
+            let event = Arc::new(body.event);
+            if !matches!(*event, Event::Reversal(_)) {
                 seen.insert(
                     seq,
                     Seen {
-                        event: body.event.clone(),
+                        event: event.clone(),
                         call_number,
                     },
                 );
@@ -379,7 +382,7 @@ impl History {
                 return Ok(true);
             }
             last_date = last_date.max(Some(date));
-            if matches!(body.event, Event::FundCreate(_)) {
+            if matches!(*event, Event::FundCreate(_)) {
                 return Ok(true);
             }
             let Some(cur) = currency else {
@@ -403,21 +406,21 @@ impl History {
                     },
                 ));
             }
-            let (base, reverses) = match &body.event {
+            let (base, reverses) = match &*event {
                 Event::Reversal(r) => {
                     let original = seen.get(&r.seq).ok_or_else(|| {
                         Error::format(format!("reversal of unknown entry {}", r.seq)).at_seq(seq)
                     })?;
                     (original.event.clone(), Some(r.seq))
                 }
-                other => (other.clone(), None),
+                _ => (event.clone(), None),
             };
             entries.push(FundEntry {
                 seq,
                 entry_hash,
                 recorded_at_unix_ms: record.content.recorded_at_unix_ms,
                 date,
-                event: body.event,
+                event,
                 postings: body.postings,
                 amounts,
                 base,

@@ -42,7 +42,7 @@ pub fn account_name(key: &AccountKey) -> String {
 
 /// A short description from ids and fixed words only.
 fn description(e: &crate::history::FundEntry) -> String {
-    match &e.event {
+    match &*e.event {
         Event::Commitment(c) | Event::CommitmentReduce(c) => format!("{} {}", e.kind(), c.partner),
         Event::Call(c) => format!(
             "call {} {}",

@@ -1118,7 +1118,7 @@ impl Content {
                     _ => {}
                 }
             }
-            match &e.base {
+            match &*e.base {
                 Event::Investment(i) => q[2] += sign * parse(&i.amount, e.seq)?,
                 Event::Realization(r) => q[3] += sign * parse(&r.proceeds, e.seq)?,
                 Event::Distribution(d) => q[4] += sign * parse(&d.amount, e.seq)?,
