@@ -444,6 +444,23 @@ fn build(path: &Path, entries: u64) {
     println!("RESULT append_peak_mib {:.1}", peak_rss_mib());
 }
 
+/// One single (durable) append of an attestation named `file_name`.
+fn append_attest(ledger: &mut Ledger, signer: &SigningKey, file_name: String, now_unix_ms: i64) {
+    ledger
+        .append(AppendRequest {
+            event: Event::Attest(Attest {
+                file_name,
+                sha256: "00".repeat(32),
+                size: 1,
+                note: "n".into(),
+            }),
+            idempotency_key: None,
+            signers: &[signer],
+            now_unix_ms,
+        })
+        .unwrap();
+}
+
 fn phase(name: &str, path: &Path, entries: u64) {
     match name {
         "build" => build(path, entries),
@@ -510,19 +527,7 @@ fn phase(name: &str, path: &Path, entries: u64) {
             let n = 1000;
             let t = Instant::now();
             for i in 0..n {
-                ledger
-                    .append(AppendRequest {
-                        event: Event::Attest(Attest {
-                            file_name: format!("f{i}"),
-                            sha256: "00".repeat(32),
-                            size: i,
-                            note: "n".into(),
-                        }),
-                        idempotency_key: None,
-                        signers: &[&admin],
-                        now_unix_ms: 1,
-                    })
-                    .unwrap();
+                append_attest(&mut ledger, &admin, format!("f{i}"), 1);
             }
             println!("RESULT durable_append_eps {:.0}", per_second(n as usize, t));
         }
@@ -535,19 +540,12 @@ fn phase(name: &str, path: &Path, entries: u64) {
             let (t, mut slowest) = (Instant::now(), 0f64);
             for i in 0..n {
                 let one = Instant::now();
-                ledger
-                    .append(AppendRequest {
-                        event: Event::Attest(Attest {
-                            file_name: format!("large-{i}"),
-                            sha256: "00".repeat(32),
-                            size: i,
-                            note: "n".into(),
-                        }),
-                        idempotency_key: None,
-                        signers: &[&recorder],
-                        now_unix_ms: 1_800_000_000_000,
-                    })
-                    .unwrap();
+                append_attest(
+                    &mut ledger,
+                    &recorder,
+                    format!("large-{i}"),
+                    1_800_000_000_000,
+                );
                 slowest = slowest.max(one.elapsed().as_secs_f64());
             }
             println!("RESULT durable_large_eps {:.0}", per_second(n as usize, t));
