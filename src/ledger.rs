@@ -1134,7 +1134,8 @@ fn usable_snapshot(store: &Store) -> Option<State> {
     if row.entry_hash != snapshot.entry_hash {
         return None;
     }
-    let state = State::decode_snapshot(snapshot.state.as_ref().ok()?).ok()?;
+    let bytes = snapshot.state.as_ref().ok()?;
+    let state = State::decode_snapshot_in_pieces(bytes, &snapshot.pieces).ok()?;
     if state.last_seq != Some(snapshot.seq) || state.origin.is_none() {
         return None;
     }

@@ -99,6 +99,9 @@ pub struct StoredSnapshot {
     /// concatenated, or what is wrong with them (a piece missing, or
     /// whose bytes do not hash to its name).
     pub state: std::result::Result<Vec<u8>, String>,
+    /// The stored pieces' names and lengths, in order (empty when the
+    /// state is damaged): `state` is their concatenation.
+    pub pieces: Vec<([u8; 32], usize)>,
 }
 
 /// An open ledger database.
@@ -780,6 +783,7 @@ fn snapshot(conn: &Connection) -> Result<Option<StoredSnapshot>> {
     let names = pieces.chunks(32);
     let count = names.len();
     let mut state = Vec::new();
+    let mut listed = Vec::with_capacity(count);
     let mut stmt =
         conn.prepare_cached("SELECT bytes FROM state_snapshot_pieces WHERE hash = ?1")?;
     for (i, name) in names.enumerate() {
@@ -788,6 +792,7 @@ fn snapshot(conn: &Connection) -> Result<Option<StoredSnapshot>> {
             None => "is missing",
             Some(bytes) if Sha256::digest(&bytes)[..] == *name => {
                 state.extend_from_slice(&bytes);
+                listed.push((name.try_into().expect("32 bytes"), bytes.len()));
                 continue;
             }
             Some(_) => "does not hash to its name",
@@ -801,12 +806,14 @@ fn snapshot(conn: &Connection) -> Result<Option<StoredSnapshot>> {
             seq,
             entry_hash,
             state,
+            pieces: Vec::new(),
         }));
     }
     Ok(Some(StoredSnapshot {
         seq,
         entry_hash,
         state: Ok(state),
+        pieces: listed,
     }))
 }
 

@@ -427,6 +427,15 @@ fn a_snapshot_encodes_again_only_the_blocks_of_calls_that_changed() {
         "the pieces differ"
     );
     assert_eq!(reused, 3);
+    // So by another process, which opened from the stored pieces.
+    let opened = Ledger::open_read_only(&path).unwrap();
+    let (bytes, reused) = write_in_pieces(opened.state(), &stored_pieces(&path));
+    assert!(
+        bytes == ledger.state().encode_snapshot().unwrap(),
+        "the pieces differ"
+    );
+    assert_eq!(reused, 3);
+    drop(opened);
 
     // A payment on call 1 (block 0) and a reversal of call 1500 (block 1).
     append(

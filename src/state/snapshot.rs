@@ -3,6 +3,7 @@
 //! builds the state from the bytes, then re-encodes it into a writer that
 //! compares with those bytes (no second copy): one spelling only.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 
 use serde::de::DeserializeOwned;
@@ -570,6 +571,22 @@ impl State {
     /// order or with duplicates, bytes that do not re-encode identically)
     /// is an error.
     pub fn decode_snapshot(bytes: &[u8]) -> Result<State> {
+        State::decode_snapshot_in_pieces(bytes, &[])
+    }
+
+    /// [`State::decode_snapshot`] of the stored pieces' concatenation
+    /// `bytes`, given each piece's name and length in order: a block of
+    /// calls that is exactly one piece keeps that piece's name, so that the
+    /// state's next snapshot reuses it instead of encoding the block again.
+    /// (The names must be those of the bytes: the store checks them.)
+    pub fn decode_snapshot_in_pieces(bytes: &[u8], pieces: &[([u8; 32], usize)]) -> Result<State> {
+        // Each piece by the offset it starts at.
+        let mut starts = HashMap::with_capacity(pieces.len());
+        let mut at = 0;
+        for (name, len) in pieces {
+            starts.insert(at, (*len, *name));
+            at += len;
+        }
         let mut d = Dec(bytes);
         let version = d.u32()?;
         if version != SNAPSHOT_FORMAT_VERSION {
@@ -600,7 +617,7 @@ impl State {
         state.policy = d.json()?;
         state.policy_seq = d.opt(Dec::u64)?;
         for _ in 0..d.len()? {
-            let fund = d.fund()?;
+            let fund = d.fund(bytes.len(), &starts)?;
             state.funds.insert(fund.def.fund.clone(), fund);
         }
         for _ in 0..d.len()? {
@@ -743,7 +760,13 @@ impl<'a> Dec<'a> {
         serde_json::from_slice(self.take(n)?).map_err(snapshot_error)
     }
 
-    fn fund(&mut self) -> Result<FundState> {
+    /// A fund; `total` is the length of the whole encoding and `starts`
+    /// its pieces by start offset (see [`State::decode_snapshot_in_pieces`]).
+    fn fund(
+        &mut self,
+        total: usize,
+        starts: &HashMap<usize, (usize, [u8; 32])>,
+    ) -> Result<FundState> {
         let def: FundCreate = self.json()?;
         let currency = Currency::from_code(&def.currency).map_err(snapshot_error)?;
         let mut fund = FundState {
@@ -775,7 +798,12 @@ impl<'a> Dec<'a> {
         let mut named = vec![false; fund.partner_ids.len()];
         let calls = self.len()?;
         fund.calls.reserve_exact(calls.min(self.0.len()));
+        let mut block_start = 0;
         for number in 1..=calls as u64 {
+            let index = number as usize - 1;
+            if index % CALLS_PER_PIECE == 0 {
+                block_start = total - self.0.len();
+            }
             let seq = self.u64()?;
             let purpose = self.str()?;
             let purpose = *CALL_PURPOSES
@@ -808,6 +836,16 @@ impl<'a> Dec<'a> {
                 reversed,
                 shares: CallShares(shares.into_boxed_slice()),
             });
+            if (index + 1) % CALLS_PER_PIECE == 0 || number == calls as u64 {
+                let len = total - self.0.len() - block_start;
+                if let Some((piece_len, name)) = starts.get(&block_start) {
+                    if *piece_len == len {
+                        let block = call_block(index);
+                        fund.call_pieces.resize(block + 1, None);
+                        fund.call_pieces[block] = Some(*name);
+                    }
+                }
+            }
         }
         let flows = self.len()?;
         let mut sorted = Vec::with_capacity(flows.min(self.0.len()));
