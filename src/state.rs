@@ -322,7 +322,8 @@ pub struct FundState {
     /// `snapshot::CALLS_PER_PIECE`), the name of the stored snapshot piece
     /// that encodes it, while the block is unchanged since (so that a
     /// snapshot of a large ledger encodes only the calls that changed).
-    /// [`State::apply`] forgets a block's name when it changes one of its
+    /// Set when a snapshot is written in pieces, or decoded from them
+    /// (`State::decode_snapshot_in_pieces`). [`State::apply`] forgets a block's name when it changes one of its
     /// calls, and every name when the partner list changes; a state
     /// changed any other way must not be written in pieces.
     call_pieces: Vec<Option<[u8; 32]>>,
@@ -1781,12 +1782,18 @@ fn format_date(date: time::Date) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn demo_state_snapshot_in_pieces_concatenates_to_its_encoding() {
+    /// The demo ledger, opened read-only (with the directory holding it).
+    fn demo_ledger() -> (tempfile::TempDir, crate::ledger::Ledger) {
         let dir = tempfile::tempdir().unwrap();
         crate::demo::run(dir.path()).unwrap();
         let ledger =
             crate::ledger::Ledger::open_read_only(&dir.path().join("ledger.sqlite")).unwrap();
+        (dir, ledger)
+    }
+
+    #[test]
+    fn demo_state_snapshot_in_pieces_concatenates_to_its_encoding() {
+        let (_dir, ledger) = demo_ledger();
         let mut state = ledger.state().clone();
         let mut pieces: Vec<Vec<u8>> = Vec::new();
         state
@@ -1818,10 +1825,7 @@ mod tests {
 
     #[test]
     fn demo_state_snapshot_round_trips_byte_for_byte() {
-        let dir = tempfile::tempdir().unwrap();
-        crate::demo::run(dir.path()).unwrap();
-        let ledger =
-            crate::ledger::Ledger::open_read_only(&dir.path().join("ledger.sqlite")).unwrap();
+        let (_dir, ledger) = demo_ledger();
         let bytes = ledger.state().encode_snapshot().unwrap();
         let decoded = State::decode_snapshot(&bytes).unwrap();
         assert_eq!(decoded.encode_snapshot().unwrap(), bytes);
