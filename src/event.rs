@@ -652,7 +652,8 @@ impl Posting {
 /// written directly. Members go in canonical (byte) order, which for a
 /// posting is account, amount, currency, partner, side, startup.
 pub fn write_postings<'a>(out: &mut Vec<u8>, postings: impl IntoIterator<Item = PostingRef<'a>>) {
-    let mut amount = String::new();
+    // Room for any amount: 29 digits, a sign and a point.
+    let mut amount = String::with_capacity(32);
     out.push(b'[');
     for (i, p) in postings.into_iter().enumerate() {
         if i > 0 {
@@ -683,13 +684,83 @@ pub fn write_postings<'a>(out: &mut Vec<u8>, postings: impl IntoIterator<Item = 
 
 /// Decode an event object of the given kind.
 fn decode_event(kind: &str, raw: &serde_json::value::RawValue) -> Result<Event> {
-    // Tagged with its kind (the kind quoted as JSON, so that only a kind
-    // that names an event decodes).
-    let tag = serde_json::to_string(kind)
-        .map_err(|e| Error::format(format!("kind cannot be quoted: {e}")))?;
-    let tagged = format!("{{{tag}:{}}}", raw.get());
-    serde_json::from_str(&tagged)
-        .map_err(|e| Error::format(format!("{kind} event does not decode: {e}")))
+    Event::deserialize(Tagged {
+        kind,
+        event: raw.get(),
+    })
+    .map_err(|e| Error::format(format!("{kind} event does not decode: {e}")))
+}
+
+/// An event as `Event`'s externally tagged form, `{kind: event}`, without
+/// writing that object out: the kind names the variant, and the variant's
+/// fields are read straight from the event's JSON.
+struct Tagged<'a> {
+    kind: &'a str,
+    event: &'a str,
+}
+
+impl<'de> serde::Deserializer<'de> for Tagged<'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> std::result::Result<V::Value, serde_json::Error> {
+        visitor.visit_enum(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+impl<'de> serde::de::EnumAccess<'de> for Tagged<'de> {
+    type Error = serde_json::Error;
+    type Variant = Self;
+
+    fn variant_seed<V: serde::de::DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> std::result::Result<(V::Value, Self), serde_json::Error> {
+        let kind = serde::de::value::BorrowedStrDeserializer::new(self.kind);
+        Ok((seed.deserialize(kind)?, self))
+    }
+}
+
+impl<'de> serde::de::VariantAccess<'de> for Tagged<'de> {
+    type Error = serde_json::Error;
+
+    fn unit_variant(self) -> std::result::Result<(), serde_json::Error> {
+        Err(serde::de::Error::custom("every event kind has fields"))
+    }
+
+    fn newtype_variant_seed<T: serde::de::DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> std::result::Result<T::Value, serde_json::Error> {
+        let mut json = serde_json::Deserializer::from_str(self.event);
+        let value = seed.deserialize(&mut json)?;
+        json.end()?;
+        Ok(value)
+    }
+
+    fn tuple_variant<V: serde::de::Visitor<'de>>(
+        self,
+        _len: usize,
+        _visitor: V,
+    ) -> std::result::Result<V::Value, serde_json::Error> {
+        Err(serde::de::Error::custom("every event kind is an object"))
+    }
+
+    fn struct_variant<V: serde::de::Visitor<'de>>(
+        self,
+        _fields: &'static [&'static str],
+        _visitor: V,
+    ) -> std::result::Result<V::Value, serde_json::Error> {
+        Err(serde::de::Error::custom("every event kind is an object"))
+    }
 }
 
 /// An idempotency key read from a body, checked.
@@ -968,7 +1039,13 @@ mod tests {
             postings: vec![],
         };
         let bytes = body.encode().unwrap();
-        assert!(Body::decode("no.such.kind", &bytes).is_err());
+        let unknown = Body::decode("no.such.kind", &bytes).unwrap_err();
+        assert!(
+            unknown.message().contains("unknown variant `no.such.kind`"),
+            "{unknown}"
+        );
+        assert!(Body::decode("\"attest\"", &bytes).is_err());
+        assert!(Body::decode("attest ", &bytes).is_err());
         assert!(Body::decode("fee", &bytes).is_err());
         let text = String::from_utf8(bytes).unwrap();
         let extra = text.replacen("\"idempotency_key\"", "\"extra\":1,\"idempotency_key\"", 1);

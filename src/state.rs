@@ -8,6 +8,7 @@
 //! entities, keys, calls and dated flows: its size grows with those, never
 //! with the number of entries.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
@@ -790,7 +791,7 @@ impl State {
         seq: u64,
         event: &Event,
         signers: &[KeyId],
-    ) -> Result<Vec<KeyRecord>> {
+    ) -> Result<Vec<Cow<'_, KeyRecord>>> {
         if let Event::Genesis(g) = event {
             let key = decode_public_key(&g.key.public_key)?;
             if signers != [key_id(&key)] {
@@ -798,7 +799,7 @@ impl State {
                     "the genesis entry must be signed by exactly the key it enrolls",
                 ));
             }
-            return Ok(vec![KeyRecord {
+            return Ok(vec![Cow::Owned(KeyRecord {
                 key_id: key_id(&key),
                 name: g.key.name.clone(),
                 public_key: key,
@@ -806,7 +807,7 @@ impl State {
                 partner: None,
                 enrolled_seq: 0,
                 revoked_seq: None,
-            }]);
+            })]);
         }
         signers
             .iter()
@@ -825,7 +826,7 @@ impl State {
                         None => format!("signing key {} is not active yet at entry {seq}", record.name),
                     }));
                 }
-                Ok(record.clone())
+                Ok(Cow::Borrowed(record))
             })
             .collect()
     }
@@ -834,7 +835,7 @@ impl State {
     /// signer holds a role the rule allows (or is the event's partner key
     /// where the rule wants it), and there are enough distinct signers.
     /// The error says what is missing.
-    pub fn check_policy(&self, event: &Event, signers: &[KeyRecord]) -> Result<()> {
+    pub fn check_policy(&self, event: &Event, signers: &[Cow<'_, KeyRecord>]) -> Result<()> {
         if matches!(event, Event::Genesis(_)) {
             return Ok(());
         }

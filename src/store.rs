@@ -479,10 +479,14 @@ impl Store {
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             let index: i64 = row.get(0)?;
-            let hash: Vec<u8> = row.get(1)?;
-            let hash = hash.try_into().map_err(|_| {
-                Error::new(ErrorKind::Store, "a stored Merkle node is not 32 bytes")
-            })?;
+            let hash = row
+                .get_ref(1)?
+                .as_blob()
+                .ok()
+                .and_then(|blob| <[u8; 32]>::try_from(blob).ok())
+                .ok_or_else(|| {
+                    Error::new(ErrorKind::Store, "a stored Merkle node is not 32 bytes")
+                })?;
             out.push((index as u64, hash));
         }
         Ok(out)

@@ -98,9 +98,10 @@ struct RightEdge {
 }
 
 impl RightEdge {
-    /// Add a leaf; returns the perfect nodes it completes.
-    fn push(&mut self, leaf: Hash) -> Vec<(u32, u64, Hash)> {
-        let mut out = vec![(0, self.leaves, leaf)];
+    /// Add a leaf; `out` is set to the perfect nodes it completes.
+    fn push(&mut self, leaf: Hash, out: &mut Vec<(u32, u64, Hash)>) {
+        out.clear();
+        out.push((0, self.leaves, leaf));
         let (mut level, mut index, mut node) = (0u32, self.leaves, leaf);
         while index & 1 == 1 {
             let Some((_, left)) = self.nodes.pop() else {
@@ -113,7 +114,6 @@ impl RightEdge {
         }
         self.nodes.push((level, node));
         self.leaves += 1;
-        out
     }
 
     fn root(&self) -> Hash {
@@ -160,6 +160,8 @@ struct ChainVerifier<'a> {
     origin: Option<String>,
     signatures: u64,
     tree: RightEdge,
+    /// The nodes the last leaf completed (reused from entry to entry).
+    completed: Vec<(u32, u64, Hash)>,
     /// The stored Merkle nodes the current step's entries complete, per
     /// level, in index order (read with one range query per level).
     stored_nodes: Vec<Vec<(u64, Hash)>>,
@@ -529,7 +531,8 @@ impl ChainVerifier<'_> {
                 text(signed),
             )));
         }
-        for (level, index, node) in self.tree.push(decoded.leaf) {
+        self.tree.push(decoded.leaf, &mut self.completed);
+        for &(level, index, node) in &self.completed {
             let stored = self.stored_node(level, index);
             if stored != Some(node) {
                 return Ok(Err(mismatch(
@@ -620,6 +623,7 @@ pub fn verify_with(
         origin: None,
         signatures: 0,
         tree: RightEdge::default(),
+        completed: Vec::new(),
         stored_nodes: Vec::new(),
         roots,
         snapshot: store.snapshot()?,
