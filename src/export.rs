@@ -825,11 +825,12 @@ pub fn csv_files(h: &History, excel: bool) -> Result<Vec<ExportFile>> {
 fn journal(h: &History, excel: bool) -> Result<ExportFile> {
     let mut s = Sheet::new(&JOURNAL, excel)?;
     for e in h.entries.iter().filter(|e| e.in_period(h.scope.from)) {
-        for (i, p) in e.postings.iter().enumerate() {
-            let (debit, credit) = match p.side {
-                Side::Debit => (p.amount.clone(), String::new()),
-                Side::Credit => (String::new(), p.amount.clone()),
+        for (i, (key, side, amount)) in e.postings().enumerate() {
+            let (debit, credit) = match side {
+                Side::Debit => (h.amount(amount), String::new()),
+                Side::Credit => (String::new(), h.amount(amount)),
             };
+            let (partner, startup) = key.partner_and_startup();
             s.row(vec![
                 e.seq.to_string(),
                 (i + 1).to_string(),
@@ -838,12 +839,12 @@ fn journal(h: &History, excel: bool) -> Result<ExportFile> {
                 format_timestamp_ms(e.recorded_at_unix_ms),
                 e.kind().to_string(),
                 h.scope.fund.clone(),
-                p.account.clone(),
-                or_empty(&p.partner),
-                or_empty(&p.startup),
+                key.account.as_str().to_string(),
+                partner.unwrap_or_default().to_string(),
+                startup.unwrap_or_default().to_string(),
                 debit,
                 credit,
-                p.currency.clone(),
+                h.currency.code().to_string(),
                 e.memo().unwrap_or_default().to_string(),
                 opt(e.reverses),
             ])?;

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::{Event, FundCreate, PartnerAdd, Posting, Side, StartupAdd};
+use crate::event::{Event, FundCreate, PartnerAdd, Side, StartupAdd};
 use crate::ledger::{decode_row, Ledger};
 use crate::money::{self, Currency};
 use crate::query::{ratio, IRR_PLACES, PUBLIC_TYPES, RATIO_PLACES};
@@ -70,9 +70,11 @@ pub struct FundEntry {
     pub date: time::Date,
     /// The entry's own event (a `Reversal` for a reversal).
     pub event: Arc<Event>,
-    /// The signed postings, in order.
-    pub postings: Vec<Posting>,
-    /// The postings parsed: account key and debit-positive amount.
+    /// The signed postings, in order: account key and debit-positive
+    /// amount. Each was written in the fund's currency, above zero and in
+    /// canonical form, so the written posting is exactly the account key,
+    /// the side of the amount's sign and [`History::amount`] of its
+    /// magnitude (as [`FundEntry::postings`] gives them).
     pub amounts: Vec<(AccountKey, Decimal)>,
     /// For a reversal: the event it negates (otherwise the entry's own,
     /// shared: an event is held once however many places name it).
@@ -118,6 +120,17 @@ impl FundEntry {
             Event::Reversal(r) => Some(&r.reason),
             _ => None,
         }
+    }
+
+    /// The signed postings as written: key, side and amount (above zero).
+    pub fn postings(&self) -> impl Iterator<Item = (&AccountKey, Side, Decimal)> {
+        self.amounts.iter().map(|(key, amount)| {
+            if amount.is_sign_negative() {
+                (key, Side::Credit, -*amount)
+            } else {
+                (key, Side::Debit, *amount)
+            }
+        })
     }
 
     /// Whether the entry is in the period starting at `from`.
@@ -395,8 +408,25 @@ impl History {
             let mut amounts = Vec::with_capacity(body.postings.len());
             for p in &body.postings {
                 let key = AccountKey::of_posting(p).map_err(|e| e.at_seq(seq))?;
+                if p.currency != cur.code() {
+                    return Err(Error::format(format!(
+                        "posting in {} in a {} fund",
+                        p.currency,
+                        cur.code()
+                    ))
+                    .at_seq(seq)
+                    .with_hint("run `fundledger verify`"));
+                }
                 let amount = money::parse_canonical_amount(&p.amount, cur)
                     .map_err(|e| Error::format(e.to_string()).at_seq(seq))?;
+                if amount <= Decimal::ZERO {
+                    return Err(Error::format(format!(
+                        "posting amount {} is not above zero",
+                        p.amount
+                    ))
+                    .at_seq(seq)
+                    .with_hint("run `fundledger verify`"));
+                }
                 amounts.push((
                     key,
                     if p.side == Side::Debit {
@@ -421,7 +451,6 @@ impl History {
                 recorded_at_unix_ms: record.content.recorded_at_unix_ms,
                 date,
                 event,
-                postings: body.postings,
                 amounts,
                 base,
                 reverses,

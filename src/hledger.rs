@@ -125,21 +125,13 @@ pub fn journal_text(h: &History) -> Result<(String, usize)> {
         if let Some(memo) = e.memo() {
             out.push_str(&format!("    ; {memo}\n"));
         }
-        for (p, (key, _)) in e.postings.iter().zip(&e.amounts) {
-            if p.currency != cur.code() {
-                return Err(Error::format(format!(
-                    "posting in {} in a {} fund",
-                    p.currency,
-                    cur.code()
-                ))
-                .at_seq(e.seq));
-            }
-            let sign = if p.side == Side::Credit { "-" } else { "" };
+        for (key, side, amount) in e.postings() {
+            let sign = if side == Side::Credit { "-" } else { "" };
             out.push_str(&format!(
                 "    {}  {sign}{} {}\n",
                 account_name(key),
-                p.amount,
-                p.currency
+                h.amount(amount),
+                cur.code()
             ));
         }
         out.push('\n');

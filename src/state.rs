@@ -129,6 +129,16 @@ impl AccountKey {
         }
     }
 
+    /// The dimension as a posting writes it: (partner, startup).
+    pub fn partner_and_startup(&self) -> (Option<&str>, Option<&str>) {
+        let dimension = Some(self.dimension.as_str());
+        match self.account.dimension() {
+            Dimension::None => (None, None),
+            Dimension::Partner => (dimension, None),
+            Dimension::Startup => (None, dimension),
+        }
+    }
+
     /// `cash`, `capital:mof`, `investments:acme`.
     pub fn display(&self) -> String {
         if self.dimension.is_empty() {
@@ -482,12 +492,7 @@ impl Booked {
 
     /// The written form's members.
     fn written(&self, currency: Currency) -> PostingRef<'_> {
-        let dimension = Some(self.key.dimension.as_str());
-        let (partner, startup) = match self.key.account.dimension() {
-            Dimension::None => (None, None),
-            Dimension::Partner => (dimension, None),
-            Dimension::Startup => (None, dimension),
-        };
+        let (partner, startup) = self.key.partner_and_startup();
         PostingRef {
             account: self.key.account.as_str(),
             partner,
