@@ -47,8 +47,6 @@ pub const MANIFEST_FILES_MAX: usize = 64;
 pub const MANIFEST_LEN_MAX: u64 = 64 * 1024;
 /// Byte-order mark written first in each file by `--excel`.
 pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
-/// Largest file verify-export reads into memory to compare, in bytes.
-pub const EXPORT_FILE_LEN_MAX: u64 = 1 << 30;
 
 // ---------------------------------------------------------------------------
 // Column types and tables: the single source of the CSV schema.
@@ -683,17 +681,315 @@ pub fn neutralise(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// One CSV file being written.
-struct Sheet {
-    table: &'static Table,
-    writer: csv::Writer<Vec<u8>>,
+/// Where the files of an export go, one after another: each file is
+/// started, written in pieces and finished before the next starts, so that
+/// no file need be held whole in memory.
+pub trait FileSink {
+    /// Start the file `name`; the bytes written next belong to it.
+    fn start(&mut self, name: &str) -> Result<()>;
+    /// More bytes of the current file.
+    fn write(&mut self, bytes: &[u8]) -> Result<()>;
+    /// The current file is complete.
+    fn finish(&mut self) -> Result<()>;
 }
 
-impl Sheet {
-    fn new(table: &'static Table, excel: bool) -> Result<Sheet> {
-        let mut buffer = Vec::new();
+/// Write one whole file to `sink`.
+pub fn write_file(sink: &mut dyn FileSink, name: &str, bytes: &[u8]) -> Result<()> {
+    sink.start(name)?;
+    sink.write(bytes)?;
+    sink.finish()
+}
+
+/// Keeps every file in memory (reports, tests, the demo's checks).
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    pub files: Vec<ExportFile>,
+}
+
+impl FileSink for MemorySink {
+    fn start(&mut self, name: &str) -> Result<()> {
+        self.files.push(ExportFile {
+            name: name.to_string(),
+            bytes: Vec::new(),
+        });
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        match self.files.last_mut() {
+            Some(file) => {
+                file.bytes.extend_from_slice(bytes);
+                Ok(())
+            }
+            None => Err(Error::format("bytes written before a file was started")),
+        }
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes each file into a directory, computing its size and SHA-256 as
+/// the bytes pass (what the MANIFEST lists).
+struct DirSink {
+    dir: PathBuf,
+    current: Option<(ManifestFile, std::io::BufWriter<std::fs::File>, Sha256)>,
+    files: Vec<ManifestFile>,
+}
+
+impl DirSink {
+    fn new(dir: &Path) -> DirSink {
+        DirSink {
+            dir: dir.to_path_buf(),
+            current: None,
+            files: Vec::new(),
+        }
+    }
+
+    fn current(
+        &mut self,
+    ) -> Result<&mut (ManifestFile, std::io::BufWriter<std::fs::File>, Sha256)> {
+        self.current
+            .as_mut()
+            .ok_or_else(|| Error::format("bytes written before a file was started"))
+    }
+}
+
+impl FileSink for DirSink {
+    fn start(&mut self, name: &str) -> Result<()> {
+        if !is_valid_file_name(name) {
+            return Err(Error::format(format!(
+                "{name:?} is not a valid export file name"
+            )));
+        }
+        let path = self.dir.join(name);
+        let file = std::fs::File::create_new(&path)
+            .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+        let listed = ManifestFile {
+            name: name.to_string(),
+            size: 0,
+            sha256: [0; 32],
+        };
+        self.current = Some((
+            listed,
+            std::io::BufWriter::with_capacity(1 << 16, file),
+            Sha256::new(),
+        ));
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        use std::io::Write;
+        let dir = self.dir.clone();
+        let (listed, file, hasher) = self.current()?;
+        file.write_all(bytes).map_err(|e| {
+            Error::io(
+                format!("cannot write {}", dir.join(&listed.name).display()),
+                e,
+            )
+        })?;
+        hasher.update(bytes);
+        listed.size += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        use std::io::Write;
+        let (mut listed, mut file, hasher) = self
+            .current
+            .take()
+            .ok_or_else(|| Error::format("a file was finished before it was started"))?;
+        file.flush().map_err(|e| {
+            Error::io(
+                format!("cannot write {}", self.dir.join(&listed.name).display()),
+                e,
+            )
+        })?;
+        listed.sha256 = hasher.finalize().into();
+        self.files.push(listed);
+        Ok(())
+    }
+}
+
+/// Compares each file, as it is recomputed, with the file of that name in
+/// an export directory (verify-export), holding neither whole.
+struct CompareSink {
+    dir: PathBuf,
+    /// The files on disk worth comparing (size and SHA-256 as listed).
+    intact: BTreeSet<String>,
+    current: Option<Comparison>,
+    /// Every file recomputed, and how it compared.
+    done: Vec<(String, Compared)>,
+}
+
+/// How a recomputed file compared with the file on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Compared {
+    Same,
+    /// Where they first differ: `byte N (line L)`.
+    Differs(String),
+    /// Not on disk intact, so not compared.
+    Skipped,
+}
+
+struct Comparison {
+    name: String,
+    on_disk: Option<std::io::BufReader<std::fs::File>>,
+    /// Bytes compared so far, and the newlines among them.
+    offset: u64,
+    lines: u64,
+    differs: Option<String>,
+    buffer: Vec<u8>,
+}
+
+impl CompareSink {
+    fn new(dir: &Path, intact: BTreeSet<String>) -> CompareSink {
+        CompareSink {
+            dir: dir.to_path_buf(),
+            intact,
+            current: None,
+            done: Vec::new(),
+        }
+    }
+}
+
+impl Comparison {
+    fn read_error(&self, dir: &Path, e: std::io::Error) -> Error {
+        Error::io(format!("cannot read {}", dir.join(&self.name).display()), e)
+    }
+}
+
+/// Read up to `buffer.len()` bytes, fewer only at the end of the file.
+fn read_full(reader: &mut impl std::io::Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// `byte N (line L)`: where two files first differ.
+fn difference_at(offset: u64, lines_before: u64) -> String {
+    format!("byte {offset} (line {})", lines_before + 1)
+}
+
+impl FileSink for CompareSink {
+    fn start(&mut self, name: &str) -> Result<()> {
+        let on_disk = if self.intact.contains(name) {
+            let path = self.dir.join(name);
+            let file = std::fs::File::open(&path)
+                .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+            Some(std::io::BufReader::with_capacity(1 << 16, file))
+        } else {
+            None
+        };
+        self.current = Some(Comparison {
+            name: name.to_string(),
+            on_disk,
+            offset: 0,
+            lines: 0,
+            differs: None,
+            buffer: Vec::new(),
+        });
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let dir = self.dir.clone();
+        let c = self
+            .current
+            .as_mut()
+            .ok_or_else(|| Error::format("bytes written before a file was started"))?;
+        if c.differs.is_none() {
+            if let Some(reader) = c.on_disk.as_mut() {
+                c.buffer.resize(bytes.len(), 0);
+                let read = match read_full(reader, &mut c.buffer) {
+                    Ok(n) => n,
+                    Err(e) => return Err(c.read_error(&dir, e)),
+                };
+                let same = c.buffer[..read]
+                    .iter()
+                    .zip(bytes)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(read);
+                if same < bytes.len() {
+                    let lines = bytes[..same].iter().filter(|&&b| b == b'\n').count() as u64;
+                    c.differs = Some(difference_at(c.offset + same as u64, c.lines + lines));
+                }
+            }
+        }
+        c.offset += bytes.len() as u64;
+        c.lines += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        let mut c = self
+            .current
+            .take()
+            .ok_or_else(|| Error::format("a file was finished before it was started"))?;
+        let compared = match c.on_disk.take() {
+            None => Compared::Skipped,
+            Some(mut reader) => match c.differs.take() {
+                Some(at) => Compared::Differs(at),
+                None => {
+                    // Equal so far: the file on disk must end here too.
+                    let mut one = [0u8; 1];
+                    match read_full(&mut reader, &mut one) {
+                        Ok(0) => Compared::Same,
+                        Ok(_) => Compared::Differs(difference_at(c.offset, c.lines)),
+                        Err(e) => return Err(c.read_error(&self.dir, e)),
+                    }
+                }
+            },
+        };
+        self.done.push((c.name, compared));
+        Ok(())
+    }
+}
+
+/// The `io::Write` a CSV writer writes a [`FileSink`] through; keeps the
+/// sink's error, which `io::Error` cannot carry.
+struct SinkWriter<'s> {
+    sink: &'s mut dyn FileSink,
+    error: std::cell::Cell<Option<Error>>,
+}
+
+impl std::io::Write for SinkWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.sink.write(buf) {
+            Ok(()) => Ok(buf.len()),
+            Err(e) => {
+                self.error.set(Some(e));
+                Err(std::io::Error::other(
+                    "the export file could not be written",
+                ))
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One CSV file being written to a sink.
+struct Sheet<'s> {
+    table: &'static Table,
+    writer: csv::Writer<SinkWriter<'s>>,
+}
+
+impl<'s> Sheet<'s> {
+    fn new(table: &'static Table, excel: bool, sink: &'s mut dyn FileSink) -> Result<Sheet<'s>> {
+        sink.start(table.file)?;
         if excel {
-            buffer.extend_from_slice(UTF8_BOM);
+            sink.write(UTF8_BOM)?;
         }
         // Every setting explicit: RFC 4180 commas and double quotes, a quote
         // inside a field doubled, fields quoted only when they hold a comma,
@@ -710,17 +1006,34 @@ impl Sheet {
             })
             .has_headers(false)
             .flexible(false)
-            .from_writer(buffer);
+            .buffer_capacity(1 << 16)
+            .from_writer(SinkWriter {
+                sink,
+                error: std::cell::Cell::new(None),
+            });
         let mut sheet = Sheet { table, writer };
         let header: Vec<&str> = table.columns.iter().map(|c| c.name).collect();
         sheet.write(&header)?;
         Ok(sheet)
     }
 
-    fn write<S: AsRef<str>>(&mut self, cells: &[S]) -> Result<()> {
+    /// The sink's own error if it failed, or else the CSV writer's.
+    fn error(&self, e: impl std::fmt::Display) -> Error {
         self.writer
+            .get_ref()
+            .error
+            .take()
+            .unwrap_or_else(|| Error::format(format!("cannot write {}: {e}", self.table.file)))
+    }
+
+    fn write<S: AsRef<str>>(&mut self, cells: &[S]) -> Result<()> {
+        if let Err(e) = self
+            .writer
             .write_record(cells.iter().map(|c| c.as_ref().as_bytes()))
-            .map_err(|e| Error::format(format!("cannot write {}: {e}", self.table.file)))
+        {
+            return Err(self.error(e));
+        }
+        Ok(())
     }
 
     fn row(&mut self, cells: Vec<String>) -> Result<()> {
@@ -752,16 +1065,16 @@ impl Sheet {
         self.write(&cells)
     }
 
-    fn finish(self) -> Result<ExportFile> {
+    fn finish(mut self) -> Result<()> {
+        if let Err(e) = self.writer.flush() {
+            return Err(self.error(e));
+        }
         let file = self.table.file;
-        let bytes = self
+        let writer = self
             .writer
             .into_inner()
             .map_err(|e| Error::format(format!("cannot finish {file}: {e}")))?;
-        Ok(ExportFile {
-            name: file.to_string(),
-            bytes,
-        })
+        writer.sink.finish()
     }
 }
 
@@ -804,26 +1117,31 @@ pub struct CsvOptions {
     pub excel: bool,
 }
 
-/// Compute every file of a CSV export from a history, in file-name order.
+/// Compute every file of a CSV export from a history, in memory, in
+/// file-name order.
 pub fn csv_files(h: &History, excel: bool) -> Result<Vec<ExportFile>> {
-    h.check_consistency()?;
-    let mut files = vec![
-        capital_accounts(h, excel)?,
-        capital_calls(h, excel)?,
-        commitments(h, excel)?,
-        contributions(h, excel)?,
-        distributions(h, excel)?,
-        fund_summary(h, excel)?,
-        holdings(h, excel)?,
-        journal(h, excel)?,
-        partners(h, excel)?,
-    ];
-    files.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(files)
+    let mut sink = MemorySink::default();
+    write_csv_files(h, excel, &mut sink)?;
+    Ok(sink.files)
 }
 
-fn journal(h: &History, excel: bool) -> Result<ExportFile> {
-    let mut s = Sheet::new(&JOURNAL, excel)?;
+/// Write every file of a CSV export from a history to `sink`, one after
+/// another in file-name order.
+pub fn write_csv_files(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()> {
+    h.check_consistency()?;
+    capital_accounts(h, excel, sink)?;
+    capital_calls(h, excel, sink)?;
+    commitments(h, excel, sink)?;
+    contributions(h, excel, sink)?;
+    distributions(h, excel, sink)?;
+    fund_summary(h, excel, sink)?;
+    holdings(h, excel, sink)?;
+    journal(h, excel, sink)?;
+    partners(h, excel, sink)
+}
+
+fn journal(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()> {
+    let mut s = Sheet::new(&JOURNAL, excel, sink)?;
     for e in h.entries.iter().filter(|e| e.in_period(h.scope.from)) {
         for (i, (key, side, amount)) in e.postings().enumerate() {
             let (debit, credit) = match side {
@@ -853,8 +1171,8 @@ fn journal(h: &History, excel: bool) -> Result<ExportFile> {
     s.finish()
 }
 
-fn partners(h: &History, excel: bool) -> Result<ExportFile> {
-    let mut s = Sheet::new(&PARTNERS, excel)?;
+fn partners(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()> {
+    let mut s = Sheet::new(&PARTNERS, excel, sink)?;
     for id in h.partner_ids() {
         let Some(p) = h.partners.get(&id) else {
             return Err(Error::format(format!(
@@ -885,8 +1203,8 @@ fn base_partner(e: &crate::history::FundEntry) -> Option<&str> {
     }
 }
 
-fn commitments(h: &History, excel: bool) -> Result<ExportFile> {
-    let mut s = Sheet::new(&COMMITMENTS, excel)?;
+fn commitments(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()> {
+    let mut s = Sheet::new(&COMMITMENTS, excel, sink)?;
     let mut committed: BTreeMap<String, Decimal> = BTreeMap::new();
     for e in &h.entries {
         if !matches!(*e.base, Event::Commitment(_) | Event::CommitmentReduce(_)) {
@@ -941,8 +1259,8 @@ fn payments(h: &History) -> BTreeMap<(u64, String), (Decimal, Option<time::Date>
     out
 }
 
-fn capital_calls(h: &History, excel: bool) -> Result<ExportFile> {
-    let mut s = Sheet::new(&CAPITAL_CALLS, excel)?;
+fn capital_calls(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()> {
+    let mut s = Sheet::new(&CAPITAL_CALLS, excel, sink)?;
     let paid = payments(h);
     let mut running: BTreeMap<crate::state::AccountKey, Decimal> = BTreeMap::new();
     let mut rows: Vec<(u64, String, Vec<String>)> = Vec::new();
@@ -1030,8 +1348,8 @@ fn capital_calls(h: &History, excel: bool) -> Result<ExportFile> {
     s.finish()
 }
 
-fn contributions(h: &History, excel: bool) -> Result<ExportFile> {
-    let mut s = Sheet::new(&CONTRIBUTIONS, excel)?;
+fn contributions(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()> {
+    let mut s = Sheet::new(&CONTRIBUTIONS, excel, sink)?;
     for e in h.entries.iter().filter(|e| e.in_period(h.scope.from)) {
         let Event::Contribution(c) = &*e.base else {
             continue;
@@ -1058,8 +1376,8 @@ fn contributions(h: &History, excel: bool) -> Result<ExportFile> {
     s.finish()
 }
 
-fn distributions(h: &History, excel: bool) -> Result<ExportFile> {
-    let mut s = Sheet::new(&DISTRIBUTIONS, excel)?;
+fn distributions(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()> {
+    let mut s = Sheet::new(&DISTRIBUTIONS, excel, sink)?;
     let mut cumulative: BTreeMap<String, Decimal> = BTreeMap::new();
     for e in &h.entries {
         if !matches!(*e.base, Event::Distribution(_)) {
@@ -1108,8 +1426,8 @@ pub fn period_start(h: &History) -> String {
     }
 }
 
-fn capital_accounts(h: &History, excel: bool) -> Result<ExportFile> {
-    let mut s = Sheet::new(&CAPITAL_ACCOUNTS, excel)?;
+fn capital_accounts(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()> {
+    let mut s = Sheet::new(&CAPITAL_ACCOUNTS, excel, sink)?;
     let closing = h.figures();
     let opening_balances = match h.scope.from {
         Some(from) => h.balances_where(|e| e.date < from),
@@ -1251,8 +1569,8 @@ pub fn holdings_of(h: &History) -> Result<Vec<Holding>> {
     Ok(list)
 }
 
-fn holdings(h: &History, excel: bool) -> Result<ExportFile> {
-    let mut s = Sheet::new(&HOLDINGS, excel)?;
+fn holdings(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()> {
+    let mut s = Sheet::new(&HOLDINGS, excel, sink)?;
     for x in holdings_of(h)? {
         let info = h.startups.get(&x.startup).map(|r| &r.value);
         s.row(vec![
@@ -1279,8 +1597,8 @@ fn holdings(h: &History, excel: bool) -> Result<ExportFile> {
     s.finish()
 }
 
-fn fund_summary(h: &History, excel: bool) -> Result<ExportFile> {
-    let mut s = Sheet::new(&FUND_SUMMARY, excel)?;
+fn fund_summary(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()> {
+    let mut s = Sheet::new(&FUND_SUMMARY, excel, sink)?;
     let figures = h.figures();
     let total = History::total(&figures, |_| true);
     let perf = h.performance(&total, |_| true);
@@ -1597,28 +1915,26 @@ fn check_signer(ledger: &Ledger, key: &SigningKey) -> Result<KeyId> {
     Ok(id)
 }
 
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
+/// SHA-256 of a file, read in pieces.
+fn sha256_of_file(path: &Path) -> Result<[u8; 32]> {
+    let error = |e| Error::io(format!("cannot read {}", path.display()), e);
+    let mut file = std::fs::File::open(path).map_err(error)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(error)?;
+    Ok(hasher.finalize().into())
 }
 
-/// Sign a manifest for `files` (any order) with the ledger's origin as the
-/// key name.
+/// Sign a manifest listing `files` (any order) with the ledger's origin as
+/// the key name.
 pub fn sign_manifest(
     kind: ExportKind,
     state: &LedgerState,
     fund: &str,
     options: CsvOptions,
     signer: &SigningKey,
-    files: &[ExportFile],
+    files: &[ManifestFile],
 ) -> Result<String> {
-    let mut listed: Vec<ManifestFile> = files
-        .iter()
-        .map(|f| ManifestFile {
-            name: f.name.clone(),
-            size: f.bytes.len() as u64,
-            sha256: sha256(&f.bytes),
-        })
-        .collect();
+    let mut listed = files.to_vec();
     listed.sort_by(|a, b| a.name.cmp(&b.name));
     let manifest = Manifest {
         generator: generator(),
@@ -1697,9 +2013,8 @@ pub struct Written {
     pub files: Vec<(String, u64)>,
 }
 
-/// Write `files` and their signed MANIFEST into `out`, which must not exist
-/// or be empty. The files are written into a sibling temporary directory
-/// that is renamed into place, so `out` never holds a partial export.
+/// Write `files` and their signed MANIFEST into `out` (see
+/// [`write_signed_dir_with`]).
 pub fn write_signed_dir(
     out: &Path,
     kind: ExportKind,
@@ -1708,6 +2023,27 @@ pub fn write_signed_dir(
     options: CsvOptions,
     signer: Option<&SigningKey>,
     files: &[ExportFile],
+) -> Result<Written> {
+    write_signed_dir_with(out, kind, state, fund, options, signer, &mut |sink| {
+        files
+            .iter()
+            .try_for_each(|f| write_file(sink, &f.name, &f.bytes))
+    })
+}
+
+/// Write the files `produce` writes to its sink, and their signed
+/// MANIFEST, into `out`, which must not exist or be empty. Each file goes
+/// straight to disk, its size and SHA-256 computed as it is written. The
+/// files are written into a sibling temporary directory that is renamed
+/// into place, so `out` never holds a partial export.
+pub fn write_signed_dir_with(
+    out: &Path,
+    kind: ExportKind,
+    state: &LedgerState,
+    fund: &str,
+    options: CsvOptions,
+    signer: Option<&SigningKey>,
+    produce: &mut dyn FnMut(&mut dyn FileSink) -> Result<()>,
 ) -> Result<Written> {
     let io = |what: &str, path: &Path, e: std::io::Error| {
         Error::io(format!("cannot {what} {}", path.display()), e)
@@ -1719,10 +2055,6 @@ pub fn write_signed_dir(
                 .with_hint("export into a new or empty directory; an export is never mixed with other files"));
         }
     }
-    let manifest = match signer {
-        Some(key) => Some(sign_manifest(kind, state, fund, options, key, files)?),
-        None => None,
-    };
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -1738,35 +2070,37 @@ pub fn write_signed_dir(
     }
     std::fs::create_dir(&temp).map_err(|e| io("create", &temp, e))?;
     let result = (|| {
-        for f in files {
-            let path = temp.join(&f.name);
-            std::fs::write(&path, &f.bytes).map_err(|e| io("write", &path, e))?;
+        let mut sink = DirSink::new(&temp);
+        produce(&mut sink)?;
+        if sink.current.is_some() {
+            return Err(Error::format("an export file was left unfinished"));
         }
-        if let Some(text) = &manifest {
+        let mut files = sink.files;
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Some(key) = signer {
+            let text = sign_manifest(kind, state, fund, options, key, &files)?;
             let path = temp.join(MANIFEST_NAME);
             std::fs::write(&path, text).map_err(|e| io("write", &path, e))?;
         }
         if out.exists() {
             std::fs::remove_dir(out).map_err(|e| io("replace", out, e))?;
         }
-        std::fs::rename(&temp, out).map_err(|e| io("rename into", out, e))
+        std::fs::rename(&temp, out).map_err(|e| io("rename into", out, e))?;
+        Ok(files)
     })();
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&temp);
     }
-    result?;
+    let files = result?;
     Ok(Written {
         dir: out.to_path_buf(),
         state: state.clone(),
-        files: files
-            .iter()
-            .map(|f| (f.name.clone(), f.bytes.len() as u64))
-            .collect(),
+        files: files.into_iter().map(|f| (f.name, f.size)).collect(),
     })
 }
 
 /// `export csv`: compute the CSV files of `fund` at the ledger's head and
-/// write them with a MANIFEST signed by `signer` into `out`.
+/// write them, file by file, with a MANIFEST signed by `signer` into `out`.
 pub fn export_csv(
     ledger: &Ledger,
     fund: &str,
@@ -1777,15 +2111,14 @@ pub fn export_csv(
 ) -> Result<Written> {
     check_signer(ledger, signer)?;
     let history = load_at_head(ledger, fund, options.as_of, options.from, progress)?;
-    let files = csv_files(&history, options.excel)?;
-    write_signed_dir(
+    write_signed_dir_with(
         out,
         ExportKind::Csv,
         &history.state,
         fund,
         options,
         Some(signer),
-        &files,
+        &mut |sink| write_csv_files(&history, options.excel, sink),
     )
 }
 
@@ -1837,12 +2170,13 @@ pub struct TrustAnchors<'a> {
 }
 
 /// Recompute a CSV export from its manifest: the ledger state at its tree
-/// size and the files.
+/// size, and the files, written to `sink`.
 pub fn recompute_csv(
     ledger: &Ledger,
     m: &Manifest,
     progress: &mut dyn FnMut(u64, u64),
-) -> Result<(LedgerState, Vec<ExportFile>)> {
+    sink: &mut dyn FileSink,
+) -> Result<LedgerState> {
     let history = History::load(
         ledger,
         &Scope {
@@ -1853,19 +2187,8 @@ pub fn recompute_csv(
         },
         progress,
     )?;
-    let files = csv_files(&history, m.excel)?;
-    Ok((history.state, files))
-}
-
-/// Where two byte strings first differ: `byte N (line L)`.
-fn first_difference(a: &[u8], b: &[u8]) -> String {
-    let at = a
-        .iter()
-        .zip(b)
-        .position(|(x, y)| x != y)
-        .unwrap_or(a.len().min(b.len()));
-    let line = a[..at].iter().filter(|&&c| c == b'\n').count() + 1;
-    format!("byte {at} (line {line})")
+    write_csv_files(&history, m.excel, sink)?;
+    Ok(history.state)
 }
 
 /// `verify-export DIR`: check the MANIFEST's signature, every file's size
@@ -2018,7 +2341,8 @@ pub fn verify_export(
     for extra in present.difference(&listed) {
         check.find(extra, "is not listed in the MANIFEST");
     }
-    let mut on_disk: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    // Each file is hashed as it is read, never held whole.
+    let mut intact: BTreeSet<String> = BTreeSet::new();
     for f in &manifest.files {
         let path = dir.join(&f.name);
         let meta = match std::fs::symlink_metadata(&path) {
@@ -2039,16 +2363,7 @@ pub fn verify_export(
             );
             continue;
         }
-        if meta.len() > EXPORT_FILE_LEN_MAX {
-            check.find(
-                &f.name,
-                format!("is larger than {EXPORT_FILE_LEN_MAX} bytes"),
-            );
-            continue;
-        }
-        let bytes = std::fs::read(&path)
-            .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
-        let digest = sha256(&bytes);
+        let digest = sha256_of_file(&path)?;
         if digest != f.sha256 {
             check.find(
                 &f.name,
@@ -2060,9 +2375,9 @@ pub fn verify_export(
             );
             continue;
         }
-        on_disk.insert(f.name.clone(), bytes);
+        intact.insert(f.name.clone());
     }
-    if on_disk.len() == manifest.files.len() && present.len() == listed.len() {
+    if intact.len() == manifest.files.len() && present.len() == listed.len() {
         check.passed.push(format!(
             "{} files: sizes and SHA-256 as listed, none missing, none extra",
             listed.len()
@@ -2085,11 +2400,12 @@ pub fn verify_export(
             );
             return Ok(check);
         }
+        let mut sink = CompareSink::new(dir, intact);
         let recomputed = match manifest.kind {
-            ExportKind::Csv => recompute_csv(ledger, &manifest, progress),
-            ExportKind::Report => crate::report::recompute(ledger, &manifest, progress),
+            ExportKind::Csv => recompute_csv(ledger, &manifest, progress, &mut sink),
+            ExportKind::Report => crate::report::recompute(ledger, &manifest, progress, &mut sink),
         };
-        let (state, files) = match recomputed {
+        let state = match recomputed {
             Ok(done) => done,
             Err(e) if e.kind() == ErrorKind::Input => {
                 check.find(
@@ -2121,7 +2437,8 @@ pub fn verify_export(
                 manifest.tree_size
             ));
         }
-        let expected: BTreeSet<String> = files.iter().map(|f| f.name.clone()).collect();
+        let files = sink.done;
+        let expected: BTreeSet<String> = files.iter().map(|(name, _)| name.clone()).collect();
         for name in listed.difference(&expected) {
             check.find(name, "is not a file of this export kind");
         }
@@ -2132,20 +2449,17 @@ pub fn verify_export(
             );
         }
         let mut same = 0;
-        for f in &files {
-            if let Some(bytes) = on_disk.get(&f.name) {
-                if *bytes == f.bytes {
-                    same += 1;
-                } else {
-                    check.find(
-                        &f.name,
-                        format!(
-                            "differs from the export recomputed from the ledger at tree size {}: first at {}",
-                            manifest.tree_size,
-                            first_difference(bytes, &f.bytes)
-                        ),
-                    );
-                }
+        for (name, compared) in &files {
+            match compared {
+                Compared::Same => same += 1,
+                Compared::Differs(at) => check.find(
+                    name,
+                    format!(
+                        "differs from the export recomputed from the ledger at tree size {}: first at {at}",
+                        manifest.tree_size,
+                    ),
+                ),
+                Compared::Skipped => {}
             }
         }
         if same == files.len() && files.len() == listed.len() {
@@ -2221,9 +2535,80 @@ mod tests {
         }
     }
 
+    /// Feed `recomputed` to a comparing sink, in pieces of `piece` bytes,
+    /// against `on_disk` (None: not intact, so not compared).
+    fn compare(on_disk: Option<&[u8]>, recomputed: &[u8], piece: usize) -> Compared {
+        let dir = tempfile::tempdir().unwrap();
+        let mut intact = BTreeSet::new();
+        if let Some(bytes) = on_disk {
+            std::fs::write(dir.path().join("f.csv"), bytes).unwrap();
+            intact.insert("f.csv".to_string());
+        }
+        let mut sink = CompareSink::new(dir.path(), intact);
+        sink.start("f.csv").unwrap();
+        for chunk in recomputed.chunks(piece) {
+            sink.write(chunk).unwrap();
+        }
+        sink.finish().unwrap();
+        assert_eq!(sink.done.len(), 1);
+        sink.done.remove(0).1
+    }
+
+    #[test]
+    fn comparing_sink_names_the_first_difference() {
+        let text = b"a,b\n1,2\n3,4\n";
+        for piece in [1, 3, 64] {
+            assert_eq!(compare(Some(text), text, piece), Compared::Same);
+            let differs = |at: &str| Compared::Differs(at.to_string());
+            // A changed byte on the third line.
+            assert_eq!(
+                compare(Some(b"a,b\n1,2\n3,5\n"), text, piece),
+                differs("byte 10 (line 3)")
+            );
+            // The file on disk is longer, or shorter, than the recomputed one.
+            assert_eq!(
+                compare(Some(b"a,b\n1,2\n3,4\nextra\n"), text, piece),
+                differs("byte 12 (line 4)")
+            );
+            assert_eq!(
+                compare(Some(b"a,b\n1,2\n"), text, piece),
+                differs("byte 8 (line 3)")
+            );
+            assert_eq!(compare(Some(b""), text, piece), differs("byte 0 (line 1)"));
+            assert_eq!(compare(None, text, piece), Compared::Skipped);
+        }
+    }
+
+    #[test]
+    fn directory_sink_lists_size_and_hash_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = DirSink::new(dir.path());
+        sink.start("a.csv").unwrap();
+        sink.write(b"x,y\n").unwrap();
+        sink.write(b"1,2\n").unwrap();
+        sink.finish().unwrap();
+        write_file(&mut sink, "b.csv", b"").unwrap();
+        let bytes = std::fs::read(dir.path().join("a.csv")).unwrap();
+        assert_eq!(bytes, b"x,y\n1,2\n");
+        let listed = |name: &str, bytes: &[u8]| ManifestFile {
+            name: name.into(),
+            size: bytes.len() as u64,
+            sha256: Sha256::digest(bytes).into(),
+        };
+        assert_eq!(
+            sink.files,
+            vec![listed("a.csv", &bytes), listed("b.csv", b"")]
+        );
+        // A name that could leave the directory, or a file written twice,
+        // is refused.
+        assert!(sink.start("../x.csv").is_err());
+        assert!(sink.start("a.csv").is_err());
+    }
+
     #[test]
     fn numeric_cells_are_never_neutralised() {
-        let mut s = Sheet::new(&COMMITMENTS, false).unwrap();
+        let mut sink = MemorySink::default();
+        let mut s = Sheet::new(&COMMITMENTS, false, &mut sink).unwrap();
         s.row(vec![
             "5".into(),
             "reversal".into(),
@@ -2237,7 +2622,8 @@ mod tests {
             "-typo".into(),
         ])
         .unwrap();
-        let text = String::from_utf8(s.finish().unwrap().bytes).unwrap();
+        s.finish().unwrap();
+        let text = String::from_utf8(sink.files.remove(0).bytes).unwrap();
         assert!(
             text.ends_with("5,reversal,2024-01-01,p,-100.00,0.00,USD,4,,'-typo\n"),
             "{text}"
@@ -2246,7 +2632,8 @@ mod tests {
 
     #[test]
     fn excel_flavour_has_bom_and_crlf() {
-        let mut s = Sheet::new(&PARTNERS, true).unwrap();
+        let mut sink = MemorySink::default();
+        let mut s = Sheet::new(&PARTNERS, true, &mut sink).unwrap();
         s.row(vec![
             "p".into(),
             "Name, with \"quotes\"".into(),
@@ -2258,7 +2645,8 @@ mod tests {
             "3".into(),
         ])
         .unwrap();
-        let bytes = s.finish().unwrap().bytes;
+        s.finish().unwrap();
+        let bytes = sink.files.remove(0).bytes;
         assert!(bytes.starts_with(UTF8_BOM));
         let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
         assert_eq!(

@@ -1503,12 +1503,13 @@ pub fn write_report(
 }
 
 /// Recompute a signed report from its manifest (for verify-export): the
-/// ledger state at its tree size and the files.
+/// ledger state at its tree size; the files are written to `sink`.
 pub fn recompute(
     ledger: &Ledger,
     m: &Manifest,
     progress: &mut dyn FnMut(u64, u64),
-) -> Result<(LedgerState, Vec<ExportFile>)> {
+    sink: &mut dyn export::FileSink,
+) -> Result<LedgerState> {
     if m.from.is_some() || m.excel {
         return Err(Error::input(
             "a report manifest must say from start and excel false",
@@ -1525,7 +1526,10 @@ pub fn recompute(
         progress,
     )?;
     let state = history.state.clone();
-    Ok((state, report_files(ledger, history)?))
+    for f in report_files(ledger, history)? {
+        export::write_file(sink, &f.name, &f.bytes)?;
+    }
+    Ok(state)
 }
 
 #[cfg(test)]

@@ -1354,11 +1354,14 @@ fn verify_export_detects_every_kind_of_tampering() {
     // The signer forges consistently: edits a file and re-signs a MANIFEST
     // with the right sizes and hashes. The signature and hashes check out;
     // only the recomputation from the ledger catches it.
+    let at = std::cell::Cell::new(0usize);
+    let line = std::cell::Cell::new(0usize);
     let dir = tampered("forged", &|d| {
         let p = d.join("distributions.csv");
-        let text = std::fs::read_to_string(&p)
-            .unwrap()
-            .replacen("70000000.00", "60000000.00", 1);
+        let original = std::fs::read_to_string(&p).unwrap();
+        at.set(original.find("70000000.00").unwrap());
+        line.set(original[..at.get()].matches('\n').count() + 1);
+        let text = original.replacen("70000000.00", "60000000.00", 1);
         std::fs::write(&p, &text).unwrap();
         let note = std::fs::read_to_string(d.join("MANIFEST")).unwrap();
         let (body, _) = fundledger::note::parse_note(&note).unwrap();
@@ -1382,6 +1385,11 @@ fn verify_export_detects_every_kind_of_tampering() {
     let (code, out) = verify(&dir, &["ledger"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("MISMATCH  distributions.csv: differs from the export recomputed from the ledger at tree size"), "{out}");
+    let (at, line) = (at.get(), line.get());
+    assert!(
+        out.contains(&format!("first at byte {at} (line {line})")),
+        "{out}"
+    );
 
     // A different ledger: its origin and keys are not the export's.
     let other = tempfile::tempdir().unwrap();
