@@ -585,6 +585,29 @@ fn phase(name: &str, path: &Path, entries: u64) {
             println!("RESULT export_ms {:.0}", seconds * 1e3);
             println!("RESULT export_rows_per_s {:.0}", rows as f64 / seconds);
             println!("RESULT export_peak_mib {:.1}", peak_rss_mib());
+            // Left for the verify-export phase.
+        }
+        "verify-export" => {
+            // Check the export the export phase left: signature, every
+            // file's size and hash, and every file recomputed and compared.
+            let out = path.with_extension("export");
+            let t = Instant::now();
+            let ledger = Ledger::open_read_only(path).unwrap();
+            let check = fundledger::export::verify_export(
+                &out,
+                &fundledger::export::TrustAnchors {
+                    ledger: Some(&ledger),
+                    trusted_key: None,
+                },
+                &mut |_, _| {},
+            )
+            .unwrap();
+            assert!(check.is_good(), "{check:?}");
+            println!(
+                "RESULT verify_export_ms {:.0}",
+                t.elapsed().as_secs_f64() * 1e3
+            );
+            println!("RESULT verify_export_peak_mib {:.1}", peak_rss_mib());
             let _ = std::fs::remove_dir_all(&out);
         }
         other => panic!("unknown phase {other}"),
@@ -668,6 +691,7 @@ fn main() {
     results.extend(run_phase("verify", &ledger, entries));
     results.extend(run_phase("query", &ledger, entries));
     results.extend(run_phase("export", &ledger, entries));
+    results.extend(run_phase("verify-export", &ledger, entries));
     results.extend(run_phase("durable", &dir.join("durable.sqlite"), entries));
     let l = ledger.to_str().unwrap();
     results.push((
@@ -824,5 +848,13 @@ fn main() {
     println!(
         "| peak memory, CSV export | {:.1} MiB | - | - |",
         get("export_peak_mib")
+    );
+    println!(
+        "| verify-export with the ledger (every file hashed, recomputed and compared) | {:.0} rows/s | - | - |",
+        get("export_rows") / (get("verify_export_ms") / 1e3)
+    );
+    println!(
+        "| peak memory, verify-export | {:.1} MiB | - | - |",
+        get("verify_export_peak_mib")
     );
 }
