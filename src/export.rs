@@ -1263,7 +1263,9 @@ fn capital_calls(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()
     let mut s = Sheet::new(&CAPITAL_CALLS, excel, sink)?;
     let paid = payments(h);
     let mut running: BTreeMap<crate::state::AccountKey, Decimal> = BTreeMap::new();
-    let mut rows: Vec<(u64, String, Vec<String>)> = Vec::new();
+    // Rows go by call number, then partner. Calls are numbered in entry
+    // order, so only one call's rows are held, to sort by partner.
+    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
     for e in &h.entries {
         for (k, v) in &e.amounts {
             *running.entry(k.clone()).or_default() += v;
@@ -1314,7 +1316,6 @@ fn capital_calls(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()
                 (false, None) => "0".to_string(),
             };
             rows.push((
-                number,
                 partner.clone(),
                 vec![
                     number.to_string(),
@@ -1340,10 +1341,10 @@ fn capital_calls(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()
                 ],
             ));
         }
-    }
-    rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    for (_, _, row) in rows {
-        s.row(row)?;
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, row) in rows.drain(..) {
+            s.row(row)?;
+        }
     }
     s.finish()
 }
