@@ -1268,7 +1268,9 @@ fn capital_calls(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()
     let mut rows: Vec<(String, Vec<String>)> = Vec::new();
     for e in &h.entries {
         for (k, v) in &e.amounts {
-            *running.entry(k.clone()).or_default() += v;
+            *running
+                .entry(crate::state::AccountKey::clone(k))
+                .or_default() += v;
         }
         let (Event::Call(call), None) = (&*e.event, e.reverses) else {
             continue;

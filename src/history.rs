@@ -75,7 +75,8 @@ pub struct FundEntry {
     /// canonical form, so the written posting is exactly the account key,
     /// the side of the amount's sign and [`History::amount`] of its
     /// magnitude (as [`FundEntry::postings`] gives them).
-    pub amounts: Vec<(AccountKey, Decimal)>,
+    /// Each key is held once per history, shared by every posting to it.
+    pub amounts: Vec<(Arc<AccountKey>, Decimal)>,
     /// For a reversal: the event it negates (otherwise the entry's own,
     /// shared: an event is held once however many places name it).
     pub base: Arc<Event>,
@@ -126,9 +127,9 @@ impl FundEntry {
     pub fn postings(&self) -> impl Iterator<Item = (&AccountKey, Side, Decimal)> {
         self.amounts.iter().map(|(key, amount)| {
             if amount.is_sign_negative() {
-                (key, Side::Credit, -*amount)
+                (&**key, Side::Credit, -*amount)
             } else {
-                (key, Side::Debit, *amount)
+                (&**key, Side::Debit, *amount)
             }
         })
     }
@@ -307,6 +308,7 @@ impl History {
         let mut calls = 0u64;
         let mut last_date: Option<time::Date> = None;
         let mut entries: Vec<FundEntry> = Vec::new();
+        let mut keys: HashMap<AccountKey, Arc<AccountKey>> = HashMap::new();
         let mut currency: Option<Currency> = None;
 
         ledger.store().scan(0, Some(scope.tree_size), |row| {
@@ -408,6 +410,14 @@ impl History {
             let mut amounts = Vec::with_capacity(body.postings.len());
             for p in &body.postings {
                 let key = AccountKey::of_posting(p).map_err(|e| e.at_seq(seq))?;
+                let key = match keys.get(&key) {
+                    Some(shared) => Arc::clone(shared),
+                    None => {
+                        let shared = Arc::new(key.clone());
+                        keys.insert(key, Arc::clone(&shared));
+                        shared
+                    }
+                };
                 if p.currency != cur.code() {
                     return Err(Error::format(format!(
                         "posting in {} in a {} fund",
@@ -525,7 +535,7 @@ impl History {
         let mut out: BTreeMap<AccountKey, Decimal> = BTreeMap::new();
         for e in self.entries.iter().filter(|e| keep(e)) {
             for (key, amount) in &e.amounts {
-                *out.entry(key.clone()).or_default() += amount;
+                *out.entry(AccountKey::clone(key)).or_default() += amount;
             }
         }
         out

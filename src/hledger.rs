@@ -92,7 +92,7 @@ pub fn journal_text(h: &History) -> Result<(String, usize)> {
     let mut keys: BTreeSet<AccountKey> = BTreeSet::new();
     for e in &h.entries {
         for (k, _) in &e.amounts {
-            keys.insert(k.clone());
+            keys.insert(AccountKey::clone(k));
         }
     }
     for account in Account::ALL {
