@@ -734,8 +734,16 @@ impl FileSink for MemorySink {
 /// the bytes pass (what the MANIFEST lists).
 struct DirSink {
     dir: PathBuf,
-    current: Option<(ManifestFile, std::io::BufWriter<std::fs::File>, Sha256)>,
+    current: Option<Writing>,
     files: Vec<ManifestFile>,
+}
+
+/// The file a [`DirSink`] is writing.
+struct Writing {
+    listed: ManifestFile,
+    path: PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+    hasher: Sha256,
 }
 
 impl DirSink {
@@ -745,14 +753,6 @@ impl DirSink {
             current: None,
             files: Vec::new(),
         }
-    }
-
-    fn current(
-        &mut self,
-    ) -> Result<&mut (ManifestFile, std::io::BufWriter<std::fs::File>, Sha256)> {
-        self.current
-            .as_mut()
-            .ok_or_else(|| Error::format("bytes written before a file was started"))
     }
 }
 
@@ -766,48 +766,44 @@ impl FileSink for DirSink {
         let path = self.dir.join(name);
         let file = std::fs::File::create_new(&path)
             .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
-        let listed = ManifestFile {
-            name: name.to_string(),
-            size: 0,
-            sha256: [0; 32],
-        };
-        self.current = Some((
-            listed,
-            std::io::BufWriter::with_capacity(1 << 16, file),
-            Sha256::new(),
-        ));
+        self.current = Some(Writing {
+            listed: ManifestFile {
+                name: name.to_string(),
+                size: 0,
+                sha256: [0; 32],
+            },
+            path,
+            file: std::io::BufWriter::with_capacity(1 << 16, file),
+            hasher: Sha256::new(),
+        });
         Ok(())
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         use std::io::Write;
-        let dir = self.dir.clone();
-        let (listed, file, hasher) = self.current()?;
-        file.write_all(bytes).map_err(|e| {
-            Error::io(
-                format!("cannot write {}", dir.join(&listed.name).display()),
-                e,
-            )
-        })?;
-        hasher.update(bytes);
-        listed.size += bytes.len() as u64;
+        let w = self
+            .current
+            .as_mut()
+            .ok_or_else(|| Error::format("bytes written before a file was started"))?;
+        w.file
+            .write_all(bytes)
+            .map_err(|e| Error::io(format!("cannot write {}", w.path.display()), e))?;
+        w.hasher.update(bytes);
+        w.listed.size += bytes.len() as u64;
         Ok(())
     }
 
     fn finish(&mut self) -> Result<()> {
         use std::io::Write;
-        let (mut listed, mut file, hasher) = self
+        let mut w = self
             .current
             .take()
             .ok_or_else(|| Error::format("a file was finished before it was started"))?;
-        file.flush().map_err(|e| {
-            Error::io(
-                format!("cannot write {}", self.dir.join(&listed.name).display()),
-                e,
-            )
-        })?;
-        listed.sha256 = hasher.finalize().into();
-        self.files.push(listed);
+        w.file
+            .flush()
+            .map_err(|e| Error::io(format!("cannot write {}", w.path.display()), e))?;
+        w.listed.sha256 = w.hasher.finalize().into();
+        self.files.push(w.listed);
         Ok(())
     }
 }
@@ -835,6 +831,7 @@ enum Compared {
 
 struct Comparison {
     name: String,
+    path: PathBuf,
     on_disk: Option<std::io::BufReader<std::fs::File>>,
     /// Bytes compared so far, and the newlines among them.
     offset: u64,
@@ -855,8 +852,8 @@ impl CompareSink {
 }
 
 impl Comparison {
-    fn read_error(&self, dir: &Path, e: std::io::Error) -> Error {
-        Error::io(format!("cannot read {}", dir.join(&self.name).display()), e)
+    fn read_error(&self, e: std::io::Error) -> Error {
+        Error::io(format!("cannot read {}", self.path.display()), e)
     }
 }
 
@@ -881,8 +878,8 @@ fn difference_at(offset: u64, lines_before: u64) -> String {
 
 impl FileSink for CompareSink {
     fn start(&mut self, name: &str) -> Result<()> {
+        let path = self.dir.join(name);
         let on_disk = if self.intact.contains(name) {
-            let path = self.dir.join(name);
             let file = std::fs::File::open(&path)
                 .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
             Some(std::io::BufReader::with_capacity(1 << 16, file))
@@ -891,6 +888,7 @@ impl FileSink for CompareSink {
         };
         self.current = Some(Comparison {
             name: name.to_string(),
+            path,
             on_disk,
             offset: 0,
             lines: 0,
@@ -901,7 +899,6 @@ impl FileSink for CompareSink {
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        let dir = self.dir.clone();
         let c = self
             .current
             .as_mut()
@@ -911,7 +908,7 @@ impl FileSink for CompareSink {
                 c.buffer.resize(bytes.len(), 0);
                 let read = match read_full(reader, &mut c.buffer) {
                     Ok(n) => n,
-                    Err(e) => return Err(c.read_error(&dir, e)),
+                    Err(e) => return Err(c.read_error(e)),
                 };
                 let same = c.buffer[..read]
                     .iter()
@@ -944,7 +941,7 @@ impl FileSink for CompareSink {
                     match read_full(&mut reader, &mut one) {
                         Ok(0) => Compared::Same,
                         Ok(_) => Compared::Differs(difference_at(c.offset, c.lines)),
-                        Err(e) => return Err(c.read_error(&self.dir, e)),
+                        Err(e) => return Err(c.read_error(e)),
                     }
                 }
             },
