@@ -74,8 +74,8 @@ pub struct FundEntry {
     /// amount. Each was written in the fund's currency, above zero and in
     /// canonical form, so the written posting is exactly the account key,
     /// the side of the amount's sign and [`History::amount`] of its
-    /// magnitude (as [`FundEntry::postings`] gives them).
-    /// Each key is held once per history, shared by every posting to it.
+    /// magnitude (as [`FundEntry::postings`] gives them). Each key is held
+    /// once per history, shared by every posting to it.
     pub amounts: Vec<(Arc<AccountKey>, Decimal)>,
     /// For a reversal: the event it negates (otherwise the entry's own,
     /// shared: an event is held once however many places name it).
@@ -410,14 +410,10 @@ impl History {
             let mut amounts = Vec::with_capacity(body.postings.len());
             for p in &body.postings {
                 let key = AccountKey::of_posting(p).map_err(|e| e.at_seq(seq))?;
-                let key = match keys.get(&key) {
-                    Some(shared) => Arc::clone(shared),
-                    None => {
-                        let shared = Arc::new(key.clone());
-                        keys.insert(key, Arc::clone(&shared));
-                        shared
-                    }
-                };
+                let key = Arc::clone(
+                    keys.entry(key)
+                        .or_insert_with_key(|key| Arc::new(key.clone())),
+                );
                 if p.currency != cur.code() {
                     return Err(Error::format(format!(
                         "posting in {} in a {} fund",

@@ -60,6 +60,30 @@ fn description(e: &crate::history::FundEntry) -> String {
 
 /// The journal text and its number of transactions.
 pub fn journal_text(h: &History) -> Result<(String, usize)> {
+    let mut text = String::new();
+    let count = write_journal_text(h, &mut |piece| {
+        text.push_str(piece);
+        Ok(())
+    })?;
+    Ok((text, count))
+}
+
+/// Bytes of journal text gathered before they are handed on.
+const JOURNAL_PIECE: usize = 1 << 16;
+
+/// Write the journal text to `emit` a piece at a time (so that a large
+/// journal is never held whole); returns its number of transactions.
+pub fn write_journal_text(h: &History, emit: &mut dyn FnMut(&str) -> Result<()>) -> Result<usize> {
+    write_text(h, JOURNAL_PIECE, emit)
+}
+
+/// [`write_journal_text`], handing on pieces of at least `piece` bytes
+/// (but the last).
+fn write_text(
+    h: &History,
+    piece: usize,
+    emit: &mut dyn FnMut(&str) -> Result<()>,
+) -> Result<usize> {
     h.check_consistency()?;
     let cur = h.currency;
     let example = crate::money::format_amount(rust_decimal::Decimal::new(1000, 0), cur);
@@ -136,8 +160,13 @@ pub fn journal_text(h: &History) -> Result<(String, usize)> {
         }
         out.push('\n');
         count += 1;
+        if out.len() >= piece {
+            emit(&out)?;
+            out.clear();
+        }
     }
-    Ok((out, count))
+    emit(&out)?;
+    Ok(count)
 }
 
 /// `export hledger`: write the journal of `fund` at the ledger's head to
@@ -149,14 +178,55 @@ pub fn write_journal(
     out: &Path,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<usize> {
+    use std::io::Write;
     let history = crate::export::load_at_head(ledger, fund, as_of, None, progress)?;
-    let (text, count) = journal_text(&history)?;
     let temp = out.with_extension(format!("partial-{}", std::process::id()));
-    std::fs::write(&temp, text)
-        .map_err(|e| Error::io(format!("cannot write {}", temp.display()), e))?;
-    std::fs::rename(&temp, out).map_err(|e| {
+    let cannot = |path: &Path| {
+        let path = path.display().to_string();
+        move |e| Error::io(format!("cannot write {path}"), e)
+    };
+    let written = (|| {
+        let file = std::fs::File::create(&temp).map_err(cannot(&temp))?;
+        let mut file = std::io::BufWriter::new(file);
+        let count = write_journal_text(&history, &mut |piece| {
+            file.write_all(piece.as_bytes()).map_err(cannot(&temp))
+        })?;
+        file.flush().map_err(cannot(&temp))?;
+        std::fs::rename(&temp, out).map_err(cannot(out))?;
+        Ok(count)
+    })();
+    if written.is_err() {
         let _ = std::fs::remove_file(&temp);
-        Error::io(format!("cannot write {}", out.display()), e)
-    })?;
-    Ok(count)
+    }
+    written
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_journal_is_the_same_whatever_the_piece_size() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::demo::run(dir.path()).unwrap();
+        let ledger =
+            crate::ledger::Ledger::open_read_only(&dir.path().join("ledger.sqlite")).unwrap();
+        let h = crate::export::load_at_head(&ledger, crate::demo::FUND, None, None, &mut |_, _| {})
+            .unwrap();
+        let (whole, count) = journal_text(&h).unwrap();
+        assert!(count > 50, "{count}");
+        for piece in [1, 100, usize::MAX] {
+            let (mut text, mut pieces) = (String::new(), 0);
+            let n = write_text(&h, piece, &mut |p| {
+                text.push_str(p);
+                pieces += 1;
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!((n, text.as_str()), (count, whole.as_str()), "piece {piece}");
+            // One piece per transaction (and the rest), or one in all.
+            let expected = if piece == usize::MAX { 1 } else { count + 1 };
+            assert_eq!(pieces, expected, "piece {piece}");
+        }
+    }
 }
