@@ -700,6 +700,16 @@ pub fn write_file(sink: &mut dyn FileSink, name: &str, bytes: &[u8]) -> Result<(
     sink.finish()
 }
 
+/// The file a sink is at, for a write: one must have been started.
+fn started<T>(current: Option<T>) -> Result<T> {
+    current.ok_or_else(|| Error::format("bytes written before a file was started"))
+}
+
+/// The file a sink is at, for its finish.
+fn finished<T>(current: Option<T>) -> Result<T> {
+    current.ok_or_else(|| Error::format("a file was finished before it was started"))
+}
+
 /// Keeps every file in memory (reports, tests, the demo's checks).
 #[derive(Debug, Default)]
 pub struct MemorySink {
@@ -716,13 +726,10 @@ impl FileSink for MemorySink {
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        match self.files.last_mut() {
-            Some(file) => {
-                file.bytes.extend_from_slice(bytes);
-                Ok(())
-            }
-            None => Err(Error::format("bytes written before a file was started")),
-        }
+        started(self.files.last_mut())?
+            .bytes
+            .extend_from_slice(bytes);
+        Ok(())
     }
 
     fn finish(&mut self) -> Result<()> {
@@ -781,10 +788,7 @@ impl FileSink for DirSink {
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         use std::io::Write;
-        let w = self
-            .current
-            .as_mut()
-            .ok_or_else(|| Error::format("bytes written before a file was started"))?;
+        let w = started(self.current.as_mut())?;
         w.file
             .write_all(bytes)
             .map_err(|e| Error::io(format!("cannot write {}", w.path.display()), e))?;
@@ -795,10 +799,7 @@ impl FileSink for DirSink {
 
     fn finish(&mut self) -> Result<()> {
         use std::io::Write;
-        let mut w = self
-            .current
-            .take()
-            .ok_or_else(|| Error::format("a file was finished before it was started"))?;
+        let mut w = finished(self.current.take())?;
         w.file
             .flush()
             .map_err(|e| Error::io(format!("cannot write {}", w.path.display()), e))?;
@@ -899,10 +900,7 @@ impl FileSink for CompareSink {
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        let c = self
-            .current
-            .as_mut()
-            .ok_or_else(|| Error::format("bytes written before a file was started"))?;
+        let c = started(self.current.as_mut())?;
         if c.differs.is_none() {
             if let Some(reader) = c.on_disk.as_mut() {
                 c.buffer.resize(bytes.len(), 0);
@@ -927,10 +925,7 @@ impl FileSink for CompareSink {
     }
 
     fn finish(&mut self) -> Result<()> {
-        let mut c = self
-            .current
-            .take()
-            .ok_or_else(|| Error::format("a file was finished before it was started"))?;
+        let mut c = finished(self.current.take())?;
         let compared = match c.on_disk.take() {
             None => Compared::Skipped,
             Some(mut reader) => match c.differs.take() {
