@@ -2574,6 +2574,31 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever the two files and the piece size, the comparing sink
+        /// names the first byte where they differ (the shorter one's length
+        /// when one is a prefix of the other) and its line.
+        #[test]
+        fn comparing_sink_agrees_with_a_whole_file_comparison(
+            on_disk in proptest::collection::vec(proptest::sample::select(b"ab\n".to_vec()), 0..40),
+            recomputed in proptest::collection::vec(proptest::sample::select(b"ab\n".to_vec()), 0..40),
+            piece in 1usize..8,
+        ) {
+            let at = on_disk
+                .iter()
+                .zip(&recomputed)
+                .position(|(a, b)| a != b)
+                .unwrap_or(on_disk.len().min(recomputed.len()));
+            let expected = if on_disk == recomputed {
+                Compared::Same
+            } else {
+                let lines = on_disk[..at].iter().filter(|&&b| b == b'\n').count();
+                Compared::Differs(format!("byte {at} (line {})", lines + 1))
+            };
+            proptest::prop_assert_eq!(compare(Some(&on_disk), &recomputed, piece), expected);
+        }
+    }
+
     #[test]
     fn directory_sink_lists_size_and_hash_as_written() {
         let dir = tempfile::tempdir().unwrap();
