@@ -564,7 +564,7 @@ fn phase(name: &str, path: &Path, entries: u64) {
                 options,
                 &admin,
                 &out,
-                &mut |_, _| {},
+                &mut |_, _, _| {},
             )
             .unwrap();
             let seconds = t.elapsed().as_secs_f64();
@@ -606,7 +606,7 @@ fn phase(name: &str, path: &Path, entries: u64) {
                     ledger: Some(&ledger),
                     trusted_key: None,
                 },
-                &mut |_, _| {},
+                &mut |_, _, _| {},
             )
             .unwrap();
             assert!(check.is_good(), "{check:?}");

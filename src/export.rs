@@ -27,7 +27,8 @@ use crate::entry::{key_id, KeyId};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Event, Side};
 use crate::history::{
-    balance, format_timestamp_ms, money_group, History, LedgerState, Scope, MONEY_GROUPS,
+    balance, format_timestamp_ms, money_group, History, LedgerState, Progress, Scope, MONEY_GROUPS,
+    PROGRESS_EVERY,
 };
 use crate::ledger::Ledger;
 use crate::query::{ratio, RATIO_PLACES};
@@ -1113,28 +1114,62 @@ pub struct CsvOptions {
 /// file-name order.
 pub fn csv_files(h: &History, excel: bool) -> Result<Vec<ExportFile>> {
     let mut sink = MemorySink::default();
-    write_csv_files(h, excel, &mut sink)?;
+    write_csv_files(h, excel, &mut sink, &mut |_, _, _| {})?;
     Ok(sink.files)
 }
 
+/// Writes one CSV file of an export to a sink.
+type FileWriter = fn(&History, bool, &mut dyn FileSink, &mut Progress<'_>) -> Result<()>;
+
+/// Every file of a CSV export, in file-name order.
+const CSV_FILES: [(&Table, FileWriter); 9] = [
+    (&CAPITAL_ACCOUNTS, capital_accounts),
+    (&CAPITAL_CALLS, capital_calls),
+    (&COMMITMENTS, commitments),
+    (&CONTRIBUTIONS, contributions),
+    (&DISTRIBUTIONS, distributions),
+    (&FUND_SUMMARY, fund_summary),
+    (&HOLDINGS, holdings),
+    (&JOURNAL, journal),
+    (&PARTNERS, partners),
+];
+
 /// Write every file of a CSV export from a history to `sink`, one after
-/// another in file-name order.
-pub fn write_csv_files(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()> {
+/// another in file-name order. `progress` is called with each file's name
+/// as it starts and ends (the journal, the longest, also every
+/// [`crate::history::PROGRESS_EVERY`] entries), with the fund's entries
+/// done and their total.
+pub fn write_csv_files(
+    h: &History,
+    excel: bool,
+    sink: &mut dyn FileSink,
+    progress: &mut Progress<'_>,
+) -> Result<()> {
     h.check_consistency()?;
-    capital_accounts(h, excel, sink)?;
-    capital_calls(h, excel, sink)?;
-    commitments(h, excel, sink)?;
-    contributions(h, excel, sink)?;
-    distributions(h, excel, sink)?;
-    fund_summary(h, excel, sink)?;
-    holdings(h, excel, sink)?;
-    journal(h, excel, sink)?;
-    partners(h, excel, sink)
+    let total = h.entries.len() as u64;
+    for (table, write) in CSV_FILES {
+        progress(table.file, 0, total);
+        write(h, excel, sink, progress)?;
+        progress(table.file, total, total);
+    }
+    Ok(())
 }
 
-fn journal(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()> {
+fn journal(
+    h: &History,
+    excel: bool,
+    sink: &mut dyn FileSink,
+    progress: &mut Progress<'_>,
+) -> Result<()> {
     let mut s = Sheet::new(&JOURNAL, excel, sink)?;
-    for e in h.entries.iter().filter(|e| e.in_period(h.scope.from)) {
+    let total = h.entries.len() as u64;
+    for (done, e) in h.entries.iter().enumerate() {
+        if done as u64 % PROGRESS_EVERY == 0 {
+            progress(JOURNAL.file, done as u64, total);
+        }
+        if !e.in_period(h.scope.from) {
+            continue;
+        }
         for (i, (key, side, amount)) in e.postings().enumerate() {
             let (debit, credit) = match side {
                 Side::Debit => (h.amount(amount), String::new()),
@@ -1163,7 +1198,12 @@ fn journal(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()> {
     s.finish()
 }
 
-fn partners(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()> {
+fn partners(
+    h: &History,
+    excel: bool,
+    sink: &mut dyn FileSink,
+    _progress: &mut Progress<'_>,
+) -> Result<()> {
     let mut s = Sheet::new(&PARTNERS, excel, sink)?;
     for id in h.partner_ids() {
         let Some(p) = h.partners.get(&id) else {
@@ -1195,7 +1235,12 @@ fn base_partner(e: &crate::history::FundEntry) -> Option<&str> {
     }
 }
 
-fn commitments(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()> {
+fn commitments(
+    h: &History,
+    excel: bool,
+    sink: &mut dyn FileSink,
+    _progress: &mut Progress<'_>,
+) -> Result<()> {
     let mut s = Sheet::new(&COMMITMENTS, excel, sink)?;
     let mut committed: BTreeMap<String, Decimal> = BTreeMap::new();
     for e in &h.entries {
@@ -1251,7 +1296,12 @@ fn payments(h: &History) -> BTreeMap<(u64, String), (Decimal, Option<time::Date>
     out
 }
 
-fn capital_calls(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()> {
+fn capital_calls(
+    h: &History,
+    excel: bool,
+    sink: &mut dyn FileSink,
+    _progress: &mut Progress<'_>,
+) -> Result<()> {
     let mut s = Sheet::new(&CAPITAL_CALLS, excel, sink)?;
     let paid = payments(h);
     let mut running: BTreeMap<crate::state::AccountKey, Decimal> = BTreeMap::new();
@@ -1343,7 +1393,12 @@ fn capital_calls(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()
     s.finish()
 }
 
-fn contributions(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()> {
+fn contributions(
+    h: &History,
+    excel: bool,
+    sink: &mut dyn FileSink,
+    _progress: &mut Progress<'_>,
+) -> Result<()> {
     let mut s = Sheet::new(&CONTRIBUTIONS, excel, sink)?;
     for e in h.entries.iter().filter(|e| e.in_period(h.scope.from)) {
         let Event::Contribution(c) = &*e.base else {
@@ -1371,7 +1426,12 @@ fn contributions(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()
     s.finish()
 }
 
-fn distributions(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()> {
+fn distributions(
+    h: &History,
+    excel: bool,
+    sink: &mut dyn FileSink,
+    _progress: &mut Progress<'_>,
+) -> Result<()> {
     let mut s = Sheet::new(&DISTRIBUTIONS, excel, sink)?;
     let mut cumulative: BTreeMap<String, Decimal> = BTreeMap::new();
     for e in &h.entries {
@@ -1421,7 +1481,12 @@ pub fn period_start(h: &History) -> String {
     }
 }
 
-fn capital_accounts(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()> {
+fn capital_accounts(
+    h: &History,
+    excel: bool,
+    sink: &mut dyn FileSink,
+    _progress: &mut Progress<'_>,
+) -> Result<()> {
     let mut s = Sheet::new(&CAPITAL_ACCOUNTS, excel, sink)?;
     let closing = h.figures();
     let opening_balances = match h.scope.from {
@@ -1564,7 +1629,12 @@ pub fn holdings_of(h: &History) -> Result<Vec<Holding>> {
     Ok(list)
 }
 
-fn holdings(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()> {
+fn holdings(
+    h: &History,
+    excel: bool,
+    sink: &mut dyn FileSink,
+    _progress: &mut Progress<'_>,
+) -> Result<()> {
     let mut s = Sheet::new(&HOLDINGS, excel, sink)?;
     for x in holdings_of(h)? {
         let info = h.startups.get(&x.startup).map(|r| &r.value);
@@ -1592,7 +1662,12 @@ fn holdings(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()> {
     s.finish()
 }
 
-fn fund_summary(h: &History, excel: bool, sink: &mut dyn FileSink) -> Result<()> {
+fn fund_summary(
+    h: &History,
+    excel: bool,
+    sink: &mut dyn FileSink,
+    _progress: &mut Progress<'_>,
+) -> Result<()> {
     let mut s = Sheet::new(&FUND_SUMMARY, excel, sink)?;
     let figures = h.figures();
     let total = History::total(&figures, |_| true);
@@ -1961,7 +2036,7 @@ fn head_history(
     fund: &str,
     as_of: Option<time::Date>,
     from: Option<time::Date>,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut Progress<'_>,
 ) -> Result<History> {
     let head = ledger.tree_head()?;
     let history = History::load(
@@ -1994,7 +2069,7 @@ pub fn load_at_head(
     fund: &str,
     as_of: Option<time::Date>,
     from: Option<time::Date>,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut Progress<'_>,
 ) -> Result<History> {
     ledger.state().fund(fund)?;
     head_history(ledger, fund, as_of, from, progress)
@@ -2102,7 +2177,7 @@ pub fn export_csv(
     options: CsvOptions,
     signer: &SigningKey,
     out: &Path,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut Progress<'_>,
 ) -> Result<Written> {
     check_signer(ledger, signer)?;
     let history = load_at_head(ledger, fund, options.as_of, options.from, progress)?;
@@ -2113,7 +2188,7 @@ pub fn export_csv(
         fund,
         options,
         Some(signer),
-        &mut |sink| write_csv_files(&history, options.excel, sink),
+        &mut |sink| write_csv_files(&history, options.excel, sink, progress),
     )
 }
 
@@ -2169,7 +2244,7 @@ pub struct TrustAnchors<'a> {
 pub fn recompute_csv(
     ledger: &Ledger,
     m: &Manifest,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut Progress<'_>,
     sink: &mut dyn FileSink,
 ) -> Result<LedgerState> {
     let history = History::load(
@@ -2182,7 +2257,7 @@ pub fn recompute_csv(
         },
         progress,
     )?;
-    write_csv_files(&history, m.excel, sink)?;
+    write_csv_files(&history, m.excel, sink, progress)?;
     Ok(history.state)
 }
 
@@ -2194,7 +2269,7 @@ pub fn recompute_csv(
 pub fn verify_export(
     dir: &Path,
     anchors: &TrustAnchors<'_>,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut Progress<'_>,
 ) -> Result<ExportCheck> {
     if anchors.ledger.is_none() && anchors.trusted_key.is_none() {
         return Err(
@@ -2483,7 +2558,7 @@ pub fn write_demo_outputs(
     out: &Path,
     key: &SigningKey,
 ) -> Result<String> {
-    let quiet = &mut |_: u64, _: u64| {};
+    let quiet = &mut |_: &str, _: u64, _: u64| {};
     let written = export_csv(
         ledger,
         fund,
@@ -2597,6 +2672,39 @@ mod tests {
             };
             proptest::prop_assert_eq!(compare(Some(&on_disk), &recomputed, piece), expected);
         }
+    }
+
+    #[test]
+    fn writing_the_files_reports_each_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::demo::run(dir.path()).unwrap();
+        let ledger = Ledger::open_read_only(&dir.path().join("ledger.sqlite")).unwrap();
+        let mut reads = Vec::new();
+        let h = load_at_head(&ledger, crate::demo::FUND, None, None, &mut |s, d, t| {
+            reads.push((s.to_string(), d, t))
+        })
+        .unwrap();
+        let entries = ledger.store().count().unwrap();
+        assert!(reads
+            .iter()
+            .all(|(s, _, t)| s == "reading" && *t == entries));
+        assert_eq!(reads.last().map(|r| r.1), Some(entries));
+        let mut calls: Vec<(String, u64, u64)> = Vec::new();
+        write_csv_files(&h, false, &mut MemorySink::default(), &mut |s, d, t| {
+            calls.push((s.to_string(), d, t))
+        })
+        .unwrap();
+        let total = h.entries.len() as u64;
+        let mut names: Vec<&str> = calls.iter().map(|c| c.0.as_str()).collect();
+        names.dedup();
+        let files: Vec<&str> = CSV_FILES.iter().map(|(t, _)| t.file).collect();
+        assert_eq!(names, files);
+        for file in files {
+            let of: Vec<u64> = calls.iter().filter(|c| c.0 == file).map(|c| c.1).collect();
+            assert_eq!((of.first(), of.last()), (Some(&0), Some(&total)), "{file}");
+            assert!(of.windows(2).all(|w| w[0] <= w[1]), "{file}: {of:?}");
+        }
+        assert!(calls.iter().all(|c| c.2 == total));
     }
 
     #[test]

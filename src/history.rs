@@ -275,17 +275,20 @@ fn internal(message: impl Into<String>) -> Error {
     )
 }
 
-/// Entries between two progress calls while a history is read.
-const PROGRESS_EVERY: u64 = 4096;
+/// Entries between two progress calls while a history is read or written.
+pub const PROGRESS_EVERY: u64 = 4096;
+
+/// Progress of a long pass over a fund's history, for a display: the stage
+/// (`"reading"` while the entries are read; then the name of each file as
+/// it is written or compared), and how many of the stage's entries are done
+/// of its total. Called every [`PROGRESS_EVERY`] entries or so.
+pub type Progress<'a> = dyn FnMut(&str, u64, u64) + 'a;
 
 impl History {
     /// Read the fund's history at `scope.tree_size` (see the module docs).
-    /// `progress` is called with the entries read so far and the total.
-    pub fn load(
-        ledger: &Ledger,
-        scope: &Scope,
-        progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<History> {
+    /// `progress` is called with stage `reading`, the entries read so far
+    /// and the total.
+    pub fn load(ledger: &Ledger, scope: &Scope, progress: &mut Progress<'_>) -> Result<History> {
         if scope.tree_size == 0 {
             return Err(Error::input("a tree size of 0 describes no ledger state"));
         }
@@ -320,7 +323,7 @@ impl History {
                 .with_hint("run `fundledger verify`"));
             }
             if expected_seq % PROGRESS_EVERY == 0 {
-                progress(expected_seq, scope.tree_size);
+                progress("reading", expected_seq, scope.tree_size);
             }
             tree.push(&row.record)
                 .map_err(|e| Error::format(e.to_string()))?;
@@ -465,7 +468,7 @@ impl History {
             });
             Ok(true)
         })?;
-        progress(expected_seq, scope.tree_size);
+        progress("reading", expected_seq, scope.tree_size);
         if expected_seq != scope.tree_size {
             return Err(Error::new(
                 ErrorKind::Verification,

@@ -18,7 +18,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::event::{Event, Side};
-use crate::history::History;
+use crate::history::{History, Progress, PROGRESS_EVERY};
 use crate::state::{Account, AccountKey};
 
 /// hledger account type tags (hledger's `type:` A, E, R, X) per account.
@@ -61,10 +61,11 @@ fn description(e: &crate::history::FundEntry) -> String {
 /// The journal text and its number of transactions.
 pub fn journal_text(h: &History) -> Result<(String, usize)> {
     let mut text = String::new();
-    let count = write_journal_text(h, &mut |piece| {
+    let emit = &mut |piece: &str| {
         text.push_str(piece);
         Ok(())
-    })?;
+    };
+    let count = write_journal_text(h, emit, &mut |_, _, _| {})?;
     Ok((text, count))
 }
 
@@ -73,8 +74,14 @@ const JOURNAL_PIECE: usize = 1 << 16;
 
 /// Write the journal text to `emit` a piece at a time (so that a large
 /// journal is never held whole); returns its number of transactions.
-pub fn write_journal_text(h: &History, emit: &mut dyn FnMut(&str) -> Result<()>) -> Result<usize> {
-    write_text(h, JOURNAL_PIECE, emit)
+/// `progress` is called with stage `journal`, the entries written and
+/// their total.
+pub fn write_journal_text(
+    h: &History,
+    emit: &mut dyn FnMut(&str) -> Result<()>,
+    progress: &mut Progress<'_>,
+) -> Result<usize> {
+    write_text(h, JOURNAL_PIECE, emit, progress)
 }
 
 /// [`write_journal_text`], handing on pieces of at least `piece` bytes
@@ -83,6 +90,7 @@ fn write_text(
     h: &History,
     piece: usize,
     emit: &mut dyn FnMut(&str) -> Result<()>,
+    progress: &mut Progress<'_>,
 ) -> Result<usize> {
     h.check_consistency()?;
     let cur = h.currency;
@@ -137,7 +145,11 @@ fn write_text(
     out.push('\n');
 
     let mut count = 0;
+    let total = h.entries.len() as u64;
     for e in &h.entries {
+        if count as u64 % PROGRESS_EVERY == 0 {
+            progress("journal", count as u64, total);
+        }
         out.push_str(&format!(
             "{} ({}) {}  ; seq:{}, entry_hash:{}\n",
             e.date,
@@ -166,6 +178,7 @@ fn write_text(
         }
     }
     emit(&out)?;
+    progress("journal", total, total);
     Ok(count)
 }
 
@@ -176,7 +189,7 @@ pub fn write_journal(
     fund: &str,
     as_of: Option<time::Date>,
     out: &Path,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut Progress<'_>,
 ) -> Result<usize> {
     use std::io::Write;
     let history = crate::export::load_at_head(ledger, fund, as_of, None, progress)?;
@@ -188,9 +201,8 @@ pub fn write_journal(
     let written = (|| {
         let file = std::fs::File::create(&temp).map_err(cannot(&temp))?;
         let mut file = std::io::BufWriter::new(file);
-        let count = write_journal_text(&history, &mut |piece| {
-            file.write_all(piece.as_bytes()).map_err(cannot(&temp))
-        })?;
+        let emit = &mut |piece: &str| file.write_all(piece.as_bytes()).map_err(cannot(&temp));
+        let count = write_journal_text(&history, emit, progress)?;
         file.flush().map_err(cannot(&temp))?;
         std::fs::rename(&temp, out).map_err(cannot(out))?;
         Ok(count)
@@ -211,18 +223,19 @@ mod tests {
         crate::demo::run(dir.path()).unwrap();
         let ledger =
             crate::ledger::Ledger::open_read_only(&dir.path().join("ledger.sqlite")).unwrap();
-        let h = crate::export::load_at_head(&ledger, crate::demo::FUND, None, None, &mut |_, _| {})
-            .unwrap();
+        let h =
+            crate::export::load_at_head(&ledger, crate::demo::FUND, None, None, &mut |_, _, _| {})
+                .unwrap();
         let (whole, count) = journal_text(&h).unwrap();
         assert!(count > 50, "{count}");
         for piece in [1, 100, usize::MAX] {
             let (mut text, mut pieces) = (String::new(), 0);
-            let n = write_text(&h, piece, &mut |p| {
+            let emit = &mut |p: &str| {
                 text.push_str(p);
                 pieces += 1;
                 Ok(())
-            })
-            .unwrap();
+            };
+            let n = write_text(&h, piece, emit, &mut |_, _, _| {}).unwrap();
             assert_eq!((n, text.as_str()), (count, whole.as_str()), "piece {piece}");
             // One piece per transaction (and the rest), or one in all.
             let expected = if piece == usize::MAX { 1 } else { count + 1 };

@@ -768,23 +768,51 @@ fn file_stem(path: &Path) -> String {
 /// and scripted runs stay silent.
 struct Progress {
     label: &'static str,
+    /// What is done to each file of an export, after the entries are read.
+    files: &'static str,
     enabled: bool,
     shown: bool,
+    /// The longest line shown so far (a shorter one is padded over it).
+    width: usize,
 }
 
 impl Progress {
     fn new(label: &'static str, json: bool) -> Progress {
         Progress {
             label,
+            files: "writing",
             enabled: !json && std::io::stderr().is_terminal(),
             shown: false,
+            width: 0,
         }
     }
 
+    /// Name what is done to each file (`writing` unless told).
+    fn files(self, files: &'static str) -> Progress {
+        Progress { files, ..self }
+    }
+
     fn update(&mut self, done: u64, total: u64) {
+        let text = format!("{} {done}/{total} entries", self.label);
+        self.show(text);
+    }
+
+    /// A stage of a pass over a fund's history (`fundledger::history::Progress`):
+    /// `reading` the entries, then each file by name.
+    fn stage(&mut self, stage: &str, done: u64, total: u64) {
+        if stage == "reading" {
+            self.update(done, total);
+        } else {
+            let text = format!("{} {stage}: {done}/{total} entries", self.files);
+            self.show(text);
+        }
+    }
+
+    fn show(&mut self, text: String) {
         if self.enabled {
-            eprint!("\r{} {done}/{total} entries", self.label);
+            eprint!("\r{text:<width$}", width = self.width);
             let _ = std::io::stderr().flush();
+            self.width = self.width.max(text.len());
             self.shown = true;
         }
     }
@@ -1211,8 +1239,8 @@ fn export_command(cli: &Cli, command: &cli::ExportCommand) -> Result<u8> {
             };
             let ledger = Ledger::open_read_only(&cli.ledger)?;
             let mut progress = Progress::new("reading", false);
-            let written = export::export_csv(&ledger, fund, options, &key, out, &mut |d, t| {
-                progress.update(d, t)
+            let written = export::export_csv(&ledger, fund, options, &key, out, &mut |s, d, t| {
+                progress.stage(s, d, t)
             })?;
             progress.finish();
             println!(
@@ -1232,7 +1260,7 @@ fn export_command(cli: &Cli, command: &cli::ExportCommand) -> Result<u8> {
                 fund,
                 optional_date(as_of)?,
                 out,
-                &mut |d, t| progress.update(d, t),
+                &mut |s, d, t| progress.stage(s, d, t),
             )?;
             progress.finish();
             println!("wrote {} ({count} transactions)", out.display());
@@ -1252,7 +1280,7 @@ fn report_command(cli: &Cli, fund: &str, out: &Path, as_of: &Option<String>) -> 
         optional_date(as_of)?,
         key.as_ref(),
         out,
-        &mut |d, t| progress.update(d, t),
+        &mut |s, d, t| progress.stage(s, d, t),
     )?;
     progress.finish();
     println!(
@@ -1292,14 +1320,14 @@ fn verify_export_command(
     } else {
         None
     };
-    let mut progress = Progress::new("recomputing", json);
+    let mut progress = Progress::new("recomputing", json).files("comparing");
     let check = export::verify_export(
         dir,
         &export::TrustAnchors {
             ledger: ledger.as_ref(),
             trusted_key: trusted.as_ref(),
         },
-        &mut |d, t| progress.update(d, t),
+        &mut |s, d, t| progress.stage(s, d, t),
     )?;
     progress.finish();
     let code = if check.is_good() { 0 } else { 1 };

@@ -1477,7 +1477,7 @@ pub fn write_report(
     as_of: Option<time::Date>,
     signer: Option<&SigningKey>,
     out: &Path,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut crate::history::Progress<'_>,
 ) -> Result<PathBuf> {
     if let Some(key) = signer {
         export::check_export_signer(ledger, key)?;
@@ -1507,7 +1507,7 @@ pub fn write_report(
 pub fn recompute(
     ledger: &Ledger,
     m: &Manifest,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut crate::history::Progress<'_>,
     sink: &mut dyn export::FileSink,
 ) -> Result<LedgerState> {
     if m.from.is_some() || m.excel {
