@@ -859,20 +859,6 @@ impl Comparison {
     }
 }
 
-/// Read up to `buffer.len()` bytes, fewer only at the end of the file.
-fn read_full(reader: &mut impl std::io::Read, buffer: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match reader.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
-
 /// `byte N (line L)`: where two files first differ.
 fn difference_at(offset: u64, lines_before: u64) -> String {
     format!("byte {offset} (line {})", lines_before + 1)
@@ -901,11 +887,17 @@ impl FileSink for CompareSink {
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        use std::io::Read;
         let c = started(self.current.as_mut())?;
         if c.differs.is_none() {
             if let Some(reader) = c.on_disk.as_mut() {
-                c.buffer.resize(bytes.len(), 0);
-                let read = match read_full(reader, &mut c.buffer) {
+                // As many bytes as were written, fewer only at the end.
+                c.buffer.clear();
+                let read = match reader
+                    .by_ref()
+                    .take(bytes.len() as u64)
+                    .read_to_end(&mut c.buffer)
+                {
                     Ok(n) => n,
                     Err(e) => return Err(c.read_error(e)),
                 };
@@ -926,15 +918,15 @@ impl FileSink for CompareSink {
     }
 
     fn finish(&mut self) -> Result<()> {
+        use std::io::Read;
         let mut c = finished(self.current.take())?;
         let compared = match c.on_disk.take() {
             None => Compared::Skipped,
-            Some(mut reader) => match c.differs.take() {
+            Some(reader) => match c.differs.take() {
                 Some(at) => Compared::Differs(at),
                 None => {
                     // Equal so far: the file on disk must end here too.
-                    let mut one = [0u8; 1];
-                    match read_full(&mut reader, &mut one) {
+                    match reader.take(1).read_to_end(&mut Vec::new()) {
                         Ok(0) => Compared::Same,
                         Ok(_) => Compared::Differs(difference_at(c.offset, c.lines)),
                         Err(e) => return Err(c.read_error(e)),
@@ -2690,15 +2682,21 @@ mod tests {
             .all(|(s, _, t)| s == "reading" && *t == entries));
         assert_eq!(reads.last().map(|r| r.1), Some(entries));
         let mut calls: Vec<(String, u64, u64)> = Vec::new();
-        write_csv_files(&h, false, &mut MemorySink::default(), &mut |s, d, t| {
+        let mut sink = MemorySink::default();
+        write_csv_files(&h, false, &mut sink, &mut |s, d, t| {
             calls.push((s.to_string(), d, t))
         })
         .unwrap();
+        // The names reported are the files written, and the schema's tables.
+        let written: Vec<&str> = sink.files.iter().map(|f| f.name.as_str()).collect();
+        let tables: Vec<&str> = TABLES.iter().map(|t| t.file).collect();
+        assert_eq!(written, tables);
         let total = h.entries.len() as u64;
         let mut names: Vec<&str> = calls.iter().map(|c| c.0.as_str()).collect();
         names.dedup();
         let files: Vec<&str> = CSV_FILES.iter().map(|(t, _)| t.file).collect();
         assert_eq!(names, files);
+        assert_eq!(files, written);
         for file in files {
             let of: Vec<u64> = calls.iter().filter(|c| c.0 == file).map(|c| c.1).collect();
             assert_eq!((of.first(), of.last()), (Some(&0), Some(&total)), "{file}");
