@@ -279,9 +279,10 @@ fn internal(message: impl Into<String>) -> Error {
 pub const PROGRESS_EVERY: u64 = 4096;
 
 /// Progress of a long pass over a fund's history, for a display: the stage
-/// (`"reading"` while the entries are read; then the name of each file as
-/// it is written or compared), and how many of the stage's entries are done
-/// of its total. Called every [`PROGRESS_EVERY`] entries or so.
+/// (`"reading"` while the entries are read; then what is written or
+/// compared: a CSV file's name, or `"journal"` for the hledger journal),
+/// and how many of the stage's entries are done of its total. Called every
+/// [`PROGRESS_EVERY`] entries or so.
 pub type Progress<'a> = dyn FnMut(&str, u64, u64) + 'a;
 
 impl History {

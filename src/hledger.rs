@@ -58,17 +58,6 @@ fn description(e: &crate::history::FundEntry) -> String {
     }
 }
 
-/// The journal text and its number of transactions.
-pub fn journal_text(h: &History) -> Result<(String, usize)> {
-    let mut text = String::new();
-    let emit = &mut |piece: &str| {
-        text.push_str(piece);
-        Ok(())
-    };
-    let count = write_journal_text(h, emit, &mut |_, _, _| {})?;
-    Ok((text, count))
-}
-
 /// Bytes of journal text gathered before they are handed on.
 const JOURNAL_PIECE: usize = 1 << 16;
 
@@ -226,7 +215,13 @@ mod tests {
         let h =
             crate::export::load_at_head(&ledger, crate::demo::FUND, None, None, &mut |_, _, _| {})
                 .unwrap();
-        let (whole, count) = journal_text(&h).unwrap();
+        // The whole text in one piece, then in smaller ones.
+        let mut whole = String::new();
+        let emit = &mut |p: &str| {
+            whole.push_str(p);
+            Ok(())
+        };
+        let count = write_journal_text(&h, emit, &mut |_, _, _| {}).unwrap();
         assert!(count > 50, "{count}");
         for piece in [1, 100, usize::MAX] {
             let (mut text, mut pieces) = (String::new(), 0);
