@@ -711,33 +711,6 @@ fn finished<T>(current: Option<T>) -> Result<T> {
     current.ok_or_else(|| Error::format("a file was finished before it was started"))
 }
 
-/// Keeps every file in memory (reports, tests, the demo's checks).
-#[derive(Debug, Default)]
-pub struct MemorySink {
-    pub files: Vec<ExportFile>,
-}
-
-impl FileSink for MemorySink {
-    fn start(&mut self, name: &str) -> Result<()> {
-        self.files.push(ExportFile {
-            name: name.to_string(),
-            bytes: Vec::new(),
-        });
-        Ok(())
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        started(self.files.last_mut())?
-            .bytes
-            .extend_from_slice(bytes);
-        Ok(())
-    }
-
-    fn finish(&mut self) -> Result<()> {
-        Ok(())
-    }
-}
-
 /// Writes each file into a directory, computing its size and SHA-256 as
 /// the bytes pass (what the MANIFEST lists).
 struct DirSink {
@@ -1100,14 +1073,6 @@ pub struct CsvOptions {
     pub from: Option<time::Date>,
     /// UTF-8 BOM and CRLF line ends.
     pub excel: bool,
-}
-
-/// Compute every file of a CSV export from a history, in memory, in
-/// file-name order.
-pub fn csv_files(h: &History, excel: bool) -> Result<Vec<ExportFile>> {
-    let mut sink = MemorySink::default();
-    write_csv_files(h, excel, &mut sink, &mut |_, _, _| {})?;
-    Ok(sink.files)
 }
 
 /// Writes one CSV file of an export to a sink.
@@ -2578,6 +2543,33 @@ pub fn write_demo_outputs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Keeps every file in memory.
+    #[derive(Debug, Default)]
+    struct MemorySink {
+        files: Vec<ExportFile>,
+    }
+
+    impl FileSink for MemorySink {
+        fn start(&mut self, name: &str) -> Result<()> {
+            self.files.push(ExportFile {
+                name: name.to_string(),
+                bytes: Vec::new(),
+            });
+            Ok(())
+        }
+
+        fn write(&mut self, bytes: &[u8]) -> Result<()> {
+            started(self.files.last_mut())?
+                .bytes
+                .extend_from_slice(bytes);
+            Ok(())
+        }
+
+        fn finish(&mut self) -> Result<()> {
+            Ok(())
+        }
+    }
 
     #[test]
     fn neutralise_prefixes_formula_triggers_only() {
