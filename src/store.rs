@@ -712,6 +712,43 @@ impl AppendTx<'_> {
         Ok(())
     }
 
+    /// Commit what this transaction holds (durably, as [`AppendTx::commit`])
+    /// and begin the next IMMEDIATE one at once, keeping this handle: batch
+    /// append commits every [`crate::ledger::BATCH_COMMIT_ENTRIES`]
+    /// entries while its signing pipeline runs on. Another writer may take
+    /// the lock between the two, so the caller checks the head it then
+    /// finds. Refused when the transaction has already ended (SQLite rolls
+    /// some failed transactions back by itself): nothing must be written
+    /// outside a transaction.
+    pub fn commit_and_continue(&self) -> Result<()> {
+        self.check_open()?;
+        self.tx.execute_batch("COMMIT")?;
+        if let Some(w) = self.writeback {
+            w.send(WritebackJob::Checkpoint);
+        }
+        #[cfg(test)]
+        BETWEEN_COMMITS.with(|hook| {
+            if let Some(hook) = hook.borrow_mut().take() {
+                hook();
+            }
+        });
+        self.tx.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    /// An error when the transaction has ended: SQLite rolls a transaction
+    /// back by itself after some failures (a full disk, for one), and
+    /// statements run after that would each commit on their own.
+    pub fn check_open(&self) -> Result<()> {
+        if self.tx.is_autocommit() {
+            return Err(Error::new(
+                ErrorKind::Store,
+                "the append transaction ended unexpectedly (SQLite rolled it back)",
+            ));
+        }
+        Ok(())
+    }
+
     /// With a background writeback running, have it write the WAL's
     /// dirty pages to disk now (ahead of the commit's fsync).
     pub fn hint_sync_wal(&self) {
@@ -719,6 +756,15 @@ impl AppendTx<'_> {
             w.send(WritebackJob::SyncWal);
         }
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Run once between the COMMIT and the BEGIN of the next
+    /// [`AppendTx::commit_and_continue`] on this thread (tests only: another
+    /// writer taking the lock there).
+    pub(crate) static BETWEEN_COMMITS: std::cell::RefCell<Option<Box<dyn FnOnce()>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 const ROW_COLUMNS: &str =

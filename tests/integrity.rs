@@ -366,7 +366,7 @@ fn verify_long(path: &Path) -> fundledger::verify::Report {
 }
 
 #[test]
-fn a_refused_event_rolls_its_batch_back_while_groups_are_being_signed() {
+fn a_refused_event_stops_its_batch_after_the_events_before_it() {
     use fundledger::event::Attest;
     let dir = tempfile::tempdir().unwrap();
     let path = long_ledger(dir.path());
@@ -381,8 +381,11 @@ fn a_refused_event_rolls_its_batch_back_while_groups_are_being_signed() {
         });
         (event, None)
     };
-    // Event 2500 is refused (not a SHA-256) after two groups of 1024 were
-    // handed to the signing threads.
+    // Event 2500 is refused (not a SHA-256) while earlier groups are being
+    // signed, stored and committed (every BATCH_COMMIT_ENTRIES), and with a
+    // group of it unfinished: all 2500 events before it are appended, none
+    // after it.
+    const { assert!(2500 > 2 * fundledger::ledger::BATCH_COMMIT_ENTRIES) };
     let events = (0..3000)
         .map(|i| {
             attest(
@@ -401,17 +404,138 @@ fn a_refused_event_rolls_its_batch_back_while_groups_are_being_signed() {
         "{}",
         err.message()
     );
-    assert_eq!(ledger.store().count().unwrap(), LONG_ENTRIES);
-    assert_eq!(ledger.state().last_seq, Some(LONG_ENTRIES - 1));
-    // The ledger goes on from where it was.
+    assert_eq!(ledger.store().count().unwrap(), LONG_ENTRIES + 2500);
+    assert_eq!(ledger.state().last_seq, Some(LONG_ENTRIES + 2499));
+    // The state is the store's: the ledger goes on from there, in this
+    // process and in the next.
     let done = ledger
-        .append_batch(vec![attest(1, "cd".repeat(32))], &[&recorder], 3)
+        .append_batch(vec![attest(2500, "cd".repeat(32))], &[&recorder], 3)
         .unwrap();
-    assert_eq!(done[0].seq(), LONG_ENTRIES);
+    assert_eq!(done[0].seq(), LONG_ENTRIES + 2500);
     drop(ledger);
     let report = verify_long(&path);
     assert!(report.is_intact(), "{report:?}");
-    assert_eq!(report.entries_verified, LONG_ENTRIES + 1);
+    assert_eq!(report.entries_verified, LONG_ENTRIES + 2501);
+    let ledger = Ledger::open(&path).unwrap();
+    assert_eq!(ledger.state().last_seq, Some(LONG_ENTRIES + 2500));
+}
+
+#[test]
+fn a_batch_refused_at_its_first_event_appends_nothing() {
+    use fundledger::event::Attest;
+    let dir = tempfile::tempdir().unwrap();
+    let path = long_ledger(dir.path());
+    let recorder = ed25519_dalek::SigningKey::from_bytes(&[2; 32]);
+    let mut ledger = Ledger::open(&path).unwrap();
+    let bad = Event::Attest(Attest {
+        file_name: "bad.pdf".into(),
+        sha256: "xyz".into(),
+        size: 1,
+        note: "n".into(),
+    });
+    let err = ledger
+        .append_batch(vec![(bad, None)], &[&recorder], 3)
+        .unwrap_err();
+    assert!(
+        err.message().starts_with("batch event 0: "),
+        "{}",
+        err.message()
+    );
+    assert_eq!(ledger.store().count().unwrap(), LONG_ENTRIES);
+    assert_eq!(ledger.state().last_seq, Some(LONG_ENTRIES - 1));
+}
+
+#[test]
+fn a_batch_and_another_writer_keep_one_linear_chain() {
+    use fundledger::event::Attest;
+    use fundledger::ledger::AppendRequest;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let path = long_ledger(dir.path());
+    let recorder = ed25519_dalek::SigningKey::from_bytes(&[2; 32]);
+    let attest = |name: String| {
+        Event::Attest(Attest {
+            file_name: name,
+            sha256: "cd".repeat(32),
+            size: 1,
+            note: "n".into(),
+        })
+    };
+    let mut ledger = Ledger::open(&path).unwrap();
+    let done = AtomicBool::new(false);
+    let (batch, singles) = std::thread::scope(|s| {
+        // Another writer (its own connection) appends one entry at a time
+        // for as long as the batch runs: before the batch, while it waits
+        // for the batch's lock, or between two of the batch's commits (a
+        // unit test in ledger.rs makes that last case happen every time).
+        let other = s.spawn(|| {
+            let mut other = Ledger::open(&path).unwrap();
+            let mut n = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                other
+                    .append(AppendRequest {
+                        event: attest(format!("single-{n}")),
+                        idempotency_key: None,
+                        signers: &[&recorder],
+                        now_unix_ms: 3,
+                    })
+                    .unwrap();
+                n += 1;
+            }
+            n
+        });
+        let events = (0..8 * fundledger::ledger::BATCH_COMMIT_ENTRIES)
+            .map(|i| (attest(format!("batch-{i}")), None))
+            .collect();
+        let batch = ledger.append_batch(events, &[&recorder], 3);
+        done.store(true, Ordering::Relaxed);
+        (batch, other.join().unwrap())
+    });
+    if let Err(e) = &batch {
+        assert_eq!(
+            e.kind(),
+            fundledger::error::ErrorKind::Conflict,
+            "{}",
+            e.message()
+        );
+        assert!(
+            e.message()
+                .contains("another writer appended to the ledger during the batch"),
+            "{}",
+            e.message()
+        );
+    }
+    // Whatever the interleaving: one intact chain, every single append in
+    // it, and of the batch a prefix of its events, in order.
+    drop(ledger);
+    let report = verify_long(&path);
+    assert!(report.is_intact(), "{report:?}");
+    let store = fundledger::store::Store::open_read_only(&path).unwrap();
+    let (mut batch_seen, mut singles_seen) = (0usize, 0u64);
+    store
+        .scan(LONG_ENTRIES, None, |row| {
+            let (_, body) = fundledger::ledger::decode_row(&row)?;
+            let Event::Attest(a) = body.event else {
+                panic!("unexpected event at {}", row.seq)
+            };
+            if let Some(i) = a.file_name.strip_prefix("batch-") {
+                assert_eq!(
+                    i,
+                    batch_seen.to_string(),
+                    "the batch's entries are out of order"
+                );
+                batch_seen += 1;
+            } else {
+                singles_seen += 1;
+            }
+            Ok(true)
+        })
+        .unwrap();
+    assert_eq!(singles_seen, singles);
+    match batch {
+        Ok(done) => assert_eq!(done.len(), batch_seen),
+        Err(_) => assert!(batch_seen % fundledger::ledger::BATCH_COMMIT_ENTRIES == 0),
+    }
 }
 
 #[test]
