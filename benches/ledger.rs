@@ -693,14 +693,19 @@ fn main() {
         "fundledger benchmark: {entries} entries, {} threads",
         threads()
     );
-    // This VM's speed drifts: the limits are measured before and after the
-    // ledger phases, and every ratio is taken against their mean.
-    let before = measure_limits(&dir);
+    // This VM's speed drifts, by up to a third within minutes: the limits
+    // are measured just before and just after each phase a ratio is taken
+    // for (each ratio is against the mean of those two), and at the start
+    // and the end of the run.
+    let start = measure_limits(&dir);
     let mut results: Vec<(String, f64)> = Vec::new();
     results.extend(run_phase("build", &ledger, entries));
+    let after_build = measure_limits(&dir);
     results.extend(run_phase("verify", &ledger, entries));
-    results.extend(run_phase("query", &ledger, entries));
+    let after_verify = measure_limits(&dir);
     results.extend(run_phase("durable", &dir.join("durable.sqlite"), entries));
+    let after_durable = measure_limits(&dir);
+    results.extend(run_phase("query", &ledger, entries));
     results.extend(run_phase("export", &ledger, entries));
     results.extend(run_phase("verify-export", &ledger, entries));
     let l = ledger.to_str().unwrap();
@@ -713,8 +718,10 @@ fn main() {
         timed_cli(&["--ledger", l, "position", "--fund", FUND, "--json"]),
     ));
     // Last: it appends to the large ledger.
+    let before_large = measure_limits(&dir);
     results.extend(run_phase("durable-large", &ledger, entries));
-    let after = measure_limits(&dir);
+    let end = measure_limits(&dir);
+    let (before, after) = (start, end);
     let limits = before.mean(after);
     let get = |k: &str| {
         results
@@ -724,7 +731,7 @@ fn main() {
     };
 
     println!();
-    println!("| primitive (this machine) | before | after | mean (the limit) |");
+    println!("| primitive (this machine) | start of the run | end of the run | mean |");
     println!("| --- | ---: | ---: | ---: |");
     let primitive = |name: String, f: fn(&Limits) -> f64| {
         println!(
@@ -762,109 +769,117 @@ fn main() {
         |l| l.readback_verify_all,
     );
     println!();
-    println!("| fundledger at {entries} entries | measured | limit | ratio |");
-    println!("| --- | ---: | ---: | ---: |");
-    let row = |name: &str, v: f64, unit: &str, limit: f64| {
+    println!(
+        "| fundledger at {entries} entries | measured | limit (just before and after) | ratio | ratio to the run's start and end |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    let row = |name: &str, v: f64, unit: &str, around: (Limits, Limits), f: fn(&Limits) -> f64| {
+        let limit = f(&around.0.mean(around.1));
         println!(
-            "| {name} | {v:.0} {unit} | {limit:.0} {unit} | {:.2} |",
-            v / limit
+            "| {name} | {v:.0} {unit} | {limit:.0} {unit} | {:.2} | {:.2} |",
+            v / limit,
+            v / f(&limits)
         );
     };
     row(
         "bulk append (batch path)",
         get("append_eps"),
         "entries/s",
-        limits.pipeline_1_thread,
+        (start, after_build),
+        |l| l.pipeline_1_thread,
     );
     row(
         "full verify",
         get("verify_eps"),
         "entries/s",
-        limits.batch_verify_all,
+        (after_build, after_verify),
+        |l| l.batch_verify_all,
     );
     row(
         "single durable append",
         get("durable_append_eps"),
         "entries/s",
-        limits.sqlite_durable,
+        (after_verify, after_durable),
+        |l| l.sqlite_durable,
     );
     row(
         &format!("single durable append on the {entries}-entry ledger (3 snapshots due)"),
         get("durable_large_eps"),
         "entries/s",
-        limits.sqlite_durable,
+        (before_large, end),
+        |l| l.sqlite_durable,
     );
     println!(
-        "| slowest of those appends | {:.1} ms | - | - |",
+        "| slowest of those appends | {:.1} ms | - | - | - |",
         get("durable_large_slowest_ms")
     );
     println!(
-        "| peak memory, bulk append | {:.1} MiB | 100 MiB | {:.2} |",
+        "| peak memory, bulk append | {:.1} MiB | 100 MiB | {:.2} | - |",
         get("append_peak_mib"),
         get("append_peak_mib") / 100.0
     );
     println!(
-        "| peak memory, verify | {:.1} MiB | 100 MiB | {:.2} |",
+        "| peak memory, verify | {:.1} MiB | 100 MiB | {:.2} | - |",
         get("verify_peak_mib"),
         get("verify_peak_mib") / 100.0
     );
     println!(
-        "| open (replay to build the state) | {:.0} ms | - | - |",
+        "| open (replay to build the state) | {:.0} ms | - | - | - |",
         get("open_ms")
     );
     println!(
-        "| balances after open | {:.1} ms | 200 ms | {:.2} |",
+        "| balances after open | {:.1} ms | 200 ms | {:.2} | - |",
         get("balances_ms"),
         get("balances_ms") / 200.0
     );
     println!(
-        "| position after open | {:.1} ms | 200 ms | {:.2} |",
+        "| position after open | {:.1} ms | 200 ms | {:.2} | - |",
         get("position_ms"),
         get("position_ms") / 200.0
     );
     println!(
-        "| `fundledger balances` (whole command) | {:.0} ms | 200 ms | {:.2} |",
+        "| `fundledger balances` (whole command) | {:.0} ms | 200 ms | {:.2} | - |",
         get("cli_balances_ms"),
         get("cli_balances_ms") / 200.0
     );
     println!(
-        "| `fundledger position` (whole command) | {:.0} ms | 200 ms | {:.2} |",
+        "| `fundledger position` (whole command) | {:.0} ms | 200 ms | {:.2} | - |",
         get("cli_position_ms"),
         get("cli_position_ms") / 200.0
     );
     println!(
-        "| tree head (root from stored nodes) | {:.3} ms | - | - |",
+        "| tree head (root from stored nodes) | {:.3} ms | - | - | - |",
         get("tree_head_ms")
     );
     println!(
-        "| inclusion proof | {:.4} ms | 1 ms | {:.2} |",
+        "| inclusion proof | {:.4} ms | 1 ms | {:.2} | - |",
         get("inclusion_proof_ms"),
         get("inclusion_proof_ms")
     );
     println!(
-        "| consistency proof | {:.4} ms | 1 ms | {:.2} |",
+        "| consistency proof | {:.4} ms | 1 ms | {:.2} | - |",
         get("consistency_proof_ms"),
         get("consistency_proof_ms")
     );
     println!(
-        "| sign a checkpoint | {:.3} ms | - | - |",
+        "| sign a checkpoint | {:.3} ms | - | - | - |",
         get("checkpoint_ms")
     );
     println!(
-        "| CSV export of the fund ({:.0} rows, whole export) | {:.0} rows/s | - | - |",
+        "| CSV export of the fund ({:.0} rows, whole export) | {:.0} rows/s | - | - | - |",
         get("export_rows"),
         get("export_rows_per_s")
     );
     println!(
-        "| peak memory, CSV export | {:.1} MiB | - | - |",
+        "| peak memory, CSV export | {:.1} MiB | - | - | - |",
         get("export_peak_mib")
     );
     println!(
-        "| verify-export with the ledger (every file hashed, recomputed and compared) | {:.0} rows/s | - | - |",
+        "| verify-export with the ledger (every file hashed, recomputed and compared) | {:.0} rows/s | - | - | - |",
         get("export_rows") / (get("verify_export_ms") / 1e3)
     );
     println!(
-        "| peak memory, verify-export | {:.1} MiB | - | - |",
+        "| peak memory, verify-export | {:.1} MiB | - | - | - |",
         get("verify_export_peak_mib")
     );
 }
