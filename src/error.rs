@@ -79,6 +79,13 @@ impl Error {
         self
     }
 
+    /// The same error (kind, entry and hint) with its message rewritten,
+    /// to say where it happened.
+    pub fn map_message(mut self, f: impl FnOnce(&str) -> String) -> Error {
+        self.message = f(&self.message);
+        self
+    }
+
     /// Attach the sequence number of the entry the error is about.
     pub fn at_seq(mut self, seq: u64) -> Error {
         self.seq = Some(seq);

@@ -664,17 +664,9 @@ impl Ledger {
                     // would double the memory of a bulk import).
                     self.state = replay_state(&self.store)?;
                     let head = self.state.last_seq.map_or("none".into(), |s| s.to_string());
-                    let mut err = Error::new(
-                        e.kind(),
-                        format!(
-                            "{} (the batch stopped; the ledger's last entry is now {head})",
-                            e.message()
-                        ),
-                    );
-                    if let Some(h) = e.hint() {
-                        err = err.with_hint(h.to_string());
-                    }
-                    return Err(err);
+                    return Err(e.map_message(|m| {
+                        format!("{m} (the batch stopped; the ledger's last entry is now {head})")
+                    }));
                 }
             }
         }
@@ -789,12 +781,7 @@ impl Ledger {
                 );
                 match checked {
                     Err(e) => {
-                        let mut err =
-                            Error::new(e.kind(), format!("batch event {index}: {}", e.message()));
-                        if let Some(h) = e.hint() {
-                            err = err.with_hint(h.to_string());
-                        }
-                        refused = Some(err);
+                        refused = Some(e.map_message(|m| format!("batch event {index}: {m}")));
                         break;
                     }
                     Ok(Checked::Recorded(seq)) => outcomes.push(Appended::AlreadyRecorded { seq }),
