@@ -421,6 +421,61 @@ fn a_refused_event_stops_its_batch_after_the_events_before_it() {
 }
 
 #[test]
+fn a_refusal_at_a_group_or_commit_boundary_keeps_exactly_the_events_before_it() {
+    use fundledger::event::Attest;
+    use fundledger::ledger::BATCH_COMMIT_ENTRIES as COMMIT;
+    let dir = tempfile::tempdir().unwrap();
+    let path = long_ledger(dir.path());
+    let recorder = ed25519_dalek::SigningKey::from_bytes(&[2; 32]);
+    let mut ledger = Ledger::open(&path).unwrap();
+    let mut expected = LONG_ENTRIES;
+    // Signing groups are 512 entries, commits every COMMIT: a refusal just
+    // before, at and just after each boundary.
+    for refused in [
+        COMMIT / 2 - 1,
+        COMMIT / 2,
+        COMMIT - 1,
+        COMMIT,
+        COMMIT + 1,
+        2 * COMMIT,
+    ] {
+        let events = (0..2 * COMMIT + 100)
+            .map(|i| {
+                let event = Event::Attest(Attest {
+                    file_name: format!("r{refused}-{i}.pdf"),
+                    sha256: if i == refused {
+                        "xyz".into()
+                    } else {
+                        "cd".repeat(32)
+                    },
+                    size: 1,
+                    note: "n".into(),
+                });
+                (event, None)
+            })
+            .collect();
+        let err = ledger.append_batch(events, &[&recorder], 3).unwrap_err();
+        assert!(
+            err.message()
+                .starts_with(&format!("batch event {refused}: ")),
+            "{}",
+            err.message()
+        );
+        expected += refused as u64;
+        assert_eq!(
+            ledger.store().count().unwrap(),
+            expected,
+            "refused at {refused}"
+        );
+        assert_eq!(ledger.state().last_seq, Some(expected - 1));
+    }
+    drop(ledger);
+    let report = verify_long(&path);
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.entries_verified, expected);
+}
+
+#[test]
 fn a_batch_refused_at_its_first_event_appends_nothing() {
     use fundledger::event::Attest;
     let dir = tempfile::tempdir().unwrap();
