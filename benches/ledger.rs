@@ -721,8 +721,7 @@ fn main() {
     let before_large = measure_limits(&dir);
     results.extend(run_phase("durable-large", &ledger, entries));
     let end = measure_limits(&dir);
-    let (before, after) = (start, end);
-    let limits = before.mean(after);
+    let limits = start.mean(end);
     let get = |k: &str| {
         results
             .iter()
@@ -736,8 +735,8 @@ fn main() {
     let primitive = |name: String, f: fn(&Limits) -> f64| {
         println!(
             "| {name} | {:.0}/s | {:.0}/s | {:.0}/s |",
-            f(&before),
-            f(&after),
+            f(&start),
+            f(&end),
             f(&limits)
         );
     };

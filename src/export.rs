@@ -2040,30 +2040,12 @@ pub struct Written {
     pub files: Vec<(String, u64)>,
 }
 
-/// Write `files` and their signed MANIFEST into `out` (see
-/// [`write_signed_dir_with`]).
-pub fn write_signed_dir(
-    out: &Path,
-    kind: ExportKind,
-    state: &LedgerState,
-    fund: &str,
-    options: CsvOptions,
-    signer: Option<&SigningKey>,
-    files: &[ExportFile],
-) -> Result<Written> {
-    write_signed_dir_with(out, kind, state, fund, options, signer, &mut |sink| {
-        files
-            .iter()
-            .try_for_each(|f| write_file(sink, &f.name, &f.bytes))
-    })
-}
-
 /// Write the files `produce` writes to its sink, and their signed
 /// MANIFEST, into `out`, which must not exist or be empty. Each file goes
 /// straight to disk, its size and SHA-256 computed as it is written. The
 /// files are written into a sibling temporary directory that is renamed
 /// into place, so `out` never holds a partial export.
-pub fn write_signed_dir_with(
+pub fn write_signed_dir(
     out: &Path,
     kind: ExportKind,
     state: &LedgerState,
@@ -2138,7 +2120,7 @@ pub fn export_csv(
 ) -> Result<Written> {
     check_signer(ledger, signer)?;
     let history = load_at_head(ledger, fund, options.as_of, options.from, progress)?;
-    write_signed_dir_with(
+    write_signed_dir(
         out,
         ExportKind::Csv,
         &history.state,

@@ -1497,7 +1497,11 @@ pub fn write_report(
         fund,
         options,
         signer,
-        &files,
+        &mut |sink| {
+            files
+                .iter()
+                .try_for_each(|f| export::write_file(sink, &f.name, &f.bytes))
+        },
     )?;
     Ok(out.join(REPORT_HTML))
 }
