@@ -164,10 +164,19 @@ struct ObjectWriter<'a> {
     out: &'a mut Vec<u8>,
     /// Where the object starts in `out`.
     base: usize,
-    members: Vec<(std::borrow::Cow<'static, str>, std::ops::Range<usize>)>,
+    /// Inline up to [`OBJECT_MEMBERS_INLINE`] members: an event's objects
+    /// fit, so writing one allocates nothing.
+    members: smallvec::SmallVec<[Member; OBJECT_MEMBERS_INLINE]>,
     key: Option<String>,
     close: &'static [u8],
 }
+
+/// A member written so far: its key and where its value is in `out`.
+type Member = (std::borrow::Cow<'static, str>, std::ops::Range<usize>);
+
+/// Members an object holds without allocating (40 bytes each on the
+/// stack); the widest event object (fund.create) has 8.
+const OBJECT_MEMBERS_INLINE: usize = 16;
 
 thread_local! {
     /// The values of the object being sorted (reused: no allocation per
@@ -180,7 +189,7 @@ impl<'a> ObjectWriter<'a> {
         ObjectWriter {
             base: out.len(),
             out,
-            members: Vec::with_capacity(8),
+            members: smallvec::SmallVec::new(),
             key: None,
             close,
         }
@@ -236,7 +245,9 @@ fn open_variant(out: &mut Vec<u8>, variant: &str) {
 macro_rules! integer {
     ($($name:ident: $t:ty),*) => {
         $(fn $name(self, v: $t) -> std::result::Result<(), CanonicalError> {
-            self.out.extend_from_slice(v.to_string().as_bytes());
+            use std::io::Write as _;
+            // Straight into `out`: writing to a Vec cannot fail.
+            let _ = write!(self.out, "{v}");
             Ok(())
         })*
     };

@@ -148,7 +148,15 @@ impl Content {
 
     /// SHA-256 of the canonical content bytes.
     pub fn hash(&self) -> Hash {
-        Sha256::digest(self.encode()).into()
+        self.encode_and_hash().1
+    }
+
+    /// The encoded content and its hash, the entry hash: a record's bytes
+    /// begin with these bytes ([`Record::encode_after_content`]).
+    pub fn encode_and_hash(&self) -> (Vec<u8>, Hash) {
+        let bytes = self.encode();
+        let hash = Sha256::digest(&bytes).into();
+        (bytes, hash)
     }
 }
 
@@ -336,7 +344,16 @@ impl Record {
     /// The stored bytes: content, then a one-byte signature count and the
     /// signatures (key id, signature) sorted by key id.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = self.content.encode();
+        self.encode_after_content(self.content.encode())
+    }
+
+    /// [`Record::encode`], given the content's bytes (`self.content`
+    /// encoded, which the caller made to hash it): the signatures are
+    /// appended to them.
+    pub fn encode_after_content(&self, content_bytes: Vec<u8>) -> Vec<u8> {
+        debug_assert_eq!(content_bytes, self.content.encode());
+        let mut out = content_bytes;
+        out.reserve(1 + self.signatures.len() * (std::mem::size_of::<KeyId>() + 64));
         out.push(self.signatures.len() as u8);
         for sig in &self.signatures {
             out.extend_from_slice(&sig.key_id);

@@ -18,7 +18,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Body, Event, Genesis, KeyEnroll};
 use crate::merkle::{self, MerkleError, NodeSource};
 use crate::state::{Prepared, State};
-use crate::store::{AppendTx, Head, Store, StoredRow};
+use crate::store::{AppendTx, Head, NewRow, Store, StoredRow};
 
 /// Entries between two state snapshots: the snapshot is replaced after
 /// every entry whose `seq + 1` is a multiple of this. 1024 bounds what an
@@ -159,19 +159,19 @@ fn add_leaf(tx: &AppendTx<'_>, seq: u64, record: &[u8], edge: &mut MerkleEdge) -
 fn store_record(
     tx: &AppendTx<'_>,
     record: &Record,
-    bytes: Vec<u8>,
+    bytes: &[u8],
     entry_hash: &[u8; 32],
-    idempotency_key: Option<String>,
+    idempotency_key: Option<&str>,
     edge: &mut MerkleEdge,
 ) -> Result<()> {
     let seq = record.content.seq;
-    add_leaf(tx, seq, &bytes, edge)?;
-    tx.insert(&StoredRow {
-        seq: seq as i64,
-        entry_hash: entry_hash.to_vec(),
-        prev_hash: record.content.prev_hash.to_vec(),
+    add_leaf(tx, seq, bytes, edge)?;
+    tx.insert(&NewRow {
+        seq,
+        entry_hash,
+        prev_hash: &record.content.prev_hash,
         recorded_at_unix_ms: record.content.recorded_at_unix_ms,
-        kind: record.content.kind.clone(),
+        kind: &record.content.kind,
         idempotency_key,
         record: bytes,
     })
@@ -593,9 +593,15 @@ const SIGNING_GROUP_ENTRIES: usize = 512;
 /// (signing queued groups itself until it is done).
 const SIGNING_GROUPS_IN_FLIGHT: usize = 4;
 
-/// A batch entry checked and hashed, waiting for its signatures: the
-/// content, its hash and the idempotency key.
-type Unsigned = (Content, [u8; 32], Option<String>);
+/// A batch entry checked and hashed, waiting for its signatures.
+struct Unsigned {
+    content: Content,
+    /// `content` encoded: the record's bytes begin with them.
+    content_bytes: Vec<u8>,
+    /// The entry hash, of `content_bytes`.
+    hash: [u8; 32],
+    idempotency_key: Option<String>,
+}
 
 /// What batch append made of one event.
 enum Checked {
@@ -718,56 +724,60 @@ impl Ledger {
             let mut group: Vec<Unsigned> = Vec::with_capacity(SIGNING_GROUP_ENTRIES);
             let mut edge = MerkleEdge::default();
             let mut uncommitted = 0;
-            let mut store_group = |tx: &AppendTx<'_>,
-                                   (job, drafts): (u64, Vec<Unsigned>)|
-             -> Result<()> {
-                tx.check_open()?;
-                let signatures = queue.wait_for(job, signers)?;
-                if signatures.len() != drafts.len() {
-                    return Err(Error::format(
-                        "signing produced the wrong number of signatures",
-                    ));
-                }
-                let mut last = None;
-                for ((content, hash, idempotency_key), sigs) in drafts.into_iter().zip(signatures) {
-                    let record = Record::new(content, sigs)?;
-                    debug_assert_eq!(record.content.hash(), hash);
-                    store_record(
-                        tx,
-                        &record,
-                        record.encode(),
-                        &hash,
-                        idempotency_key,
-                        &mut edge,
-                    )?;
-                    uncommitted += 1;
-                    last = Some((record.content.seq, hash));
-                }
-                if uncommitted >= BATCH_COMMIT_ENTRIES {
-                    tx.commit_and_continue()?;
-                    uncommitted = 0;
-                    // Another writer may have taken the lock in between; the
-                    // chain (and the Merkle edge) go on only from this batch's
-                    // own last entry.
-                    if tx.head()?.map(|h| (h.seq, h.entry_hash)) != last {
-                        return Err(Error::new(
-                            ErrorKind::Conflict,
-                            "another writer appended to the ledger during the batch",
-                        )
-                        .with_hint("append the remaining events again"));
+            let mut store_group =
+                |tx: &AppendTx<'_>, (job, drafts): (u64, Vec<Unsigned>)| -> Result<()> {
+                    tx.check_open()?;
+                    let signatures = queue.wait_for(job, signers)?;
+                    if signatures.len() != drafts.len() {
+                        return Err(Error::format(
+                            "signing produced the wrong number of signatures",
+                        ));
                     }
-                } else {
-                    tx.hint_sync_wal();
-                }
-                Ok(())
-            };
+                    let mut last = None;
+                    for (draft, sigs) in drafts.into_iter().zip(signatures) {
+                        let Unsigned {
+                            content,
+                            content_bytes,
+                            hash,
+                            idempotency_key,
+                        } = draft;
+                        let record = Record::new(content, sigs)?;
+                        store_record(
+                            tx,
+                            &record,
+                            &record.encode_after_content(content_bytes),
+                            &hash,
+                            idempotency_key.as_deref(),
+                            &mut edge,
+                        )?;
+                        uncommitted += 1;
+                        last = Some((record.content.seq, hash));
+                    }
+                    if uncommitted >= BATCH_COMMIT_ENTRIES {
+                        tx.commit_and_continue()?;
+                        uncommitted = 0;
+                        // Another writer may have taken the lock in between; the
+                        // chain (and the Merkle edge) go on only from this batch's
+                        // own last entry.
+                        if tx.head()?.map(|h| (h.seq, h.entry_hash)) != last {
+                            return Err(Error::new(
+                                ErrorKind::Conflict,
+                                "another writer appended to the ledger during the batch",
+                            )
+                            .with_hint("append the remaining events again"));
+                        }
+                    } else {
+                        tx.hint_sync_wal();
+                    }
+                    Ok(())
+                };
             for (index, (event, idempotency_key)) in chunk {
                 let pending = |s: u64| {
                     group
                         .iter()
                         .chain(in_flight.iter().flat_map(|(_, drafts)| drafts.iter()))
-                        .find(|(content, _, _)| content.seq == s)
-                        .map(|(content, _, _)| content)
+                        .find(|draft| draft.content.seq == s)
+                        .map(|draft| &draft.content)
                 };
                 let checked = check_batch_event(
                     state,
@@ -786,7 +796,7 @@ impl Ledger {
                     }
                     Ok(Checked::Recorded(seq)) => outcomes.push(Appended::AlreadyRecorded { seq }),
                     Ok(Checked::New(unsigned)) => {
-                        let hash = unsigned.1;
+                        let hash = unsigned.hash;
                         outcomes.push(Appended::New {
                             seq: next.seq,
                             entry_hash: hash,
@@ -803,7 +813,7 @@ impl Ledger {
                 if group.len() == SIGNING_GROUP_ENTRIES {
                     let drafts =
                         std::mem::replace(&mut group, Vec::with_capacity(SIGNING_GROUP_ENTRIES));
-                    let job = queue.push(drafts.iter().map(|d| d.1).collect());
+                    let job = queue.push(drafts.iter().map(|d| d.hash).collect());
                     in_flight.push_back((job, drafts));
                     if in_flight.len() > SIGNING_GROUPS_IN_FLIGHT {
                         if let Some(done) = in_flight.pop_front() {
@@ -813,7 +823,7 @@ impl Ledger {
                 }
             }
             if !group.is_empty() {
-                let job = queue.push(group.iter().map(|d| d.1).collect());
+                let job = queue.push(group.iter().map(|d| d.hash).collect());
                 in_flight.push_back((job, group));
             }
             while let Some(done) = in_flight.pop_front() {
@@ -904,9 +914,14 @@ fn check_batch_event<'p>(
         )?,
     };
     content.check_header()?;
-    let hash = content.hash();
+    let (content_bytes, hash) = content.encode_and_hash();
     state.apply(next.seq, prepared);
-    Ok(Checked::New((content, hash, idempotency_key)))
+    Ok(Checked::New(Unsigned {
+        content,
+        content_bytes,
+        hash,
+        idempotency_key,
+    }))
 }
 
 /// Sign every hash with every key, then check the signatures made (batch
@@ -1128,9 +1143,9 @@ fn commit_entry(
         prepared,
     } = draft;
     let seq = content.seq;
-    let entry_hash = content.hash();
+    let (content_bytes, entry_hash) = content.encode_and_hash();
     let record = Record::new(content, signatures)?;
-    let bytes = record.encode();
+    let bytes = record.encode_after_content(content_bytes);
     let decoded = Record::decode(&bytes)?;
     if decoded != record {
         return Err(Error::format("encoded record does not decode to itself").into());
@@ -1149,9 +1164,9 @@ fn commit_entry(
     store_record(
         &tx,
         &record,
-        bytes,
+        &bytes,
         &entry_hash,
-        idempotency_key,
+        idempotency_key.as_deref(),
         &mut MerkleEdge::default(),
     )?;
     let step = |state: &mut State| {

@@ -78,6 +78,19 @@ pub struct StoredRow {
     pub record: Vec<u8>,
 }
 
+/// A row to insert, borrowed from the entry it stores (nothing is
+/// copied to insert it).
+#[derive(Debug, Clone, Copy)]
+pub struct NewRow<'a> {
+    pub seq: u64,
+    pub entry_hash: &'a [u8; 32],
+    pub prev_hash: &'a [u8; 32],
+    pub recorded_at_unix_ms: i64,
+    pub kind: &'a str,
+    pub idempotency_key: Option<&'a str>,
+    pub record: &'a [u8],
+}
+
 /// The last entry of the chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Head {
@@ -665,15 +678,15 @@ impl AppendTx<'_> {
     }
 
     /// Insert one row. The caller has derived every column from `record`.
-    pub fn insert(&self, row: &StoredRow) -> Result<()> {
+    pub fn insert(&self, row: &NewRow<'_>) -> Result<()> {
         let mut stmt = self.tx.prepare_cached(
             "INSERT INTO entries (seq, entry_hash, prev_hash, recorded_at_unix_ms, kind, idempotency_key, record)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         stmt.execute(params![
-            row.seq,
-            row.entry_hash,
-            row.prev_hash,
+            row.seq as i64,
+            &row.entry_hash[..],
+            &row.prev_hash[..],
             row.recorded_at_unix_ms,
             row.kind,
             row.idempotency_key,
@@ -1191,14 +1204,14 @@ mod tests {
         let path = dir.path().join("l.sqlite");
         let mut store = Store::create(&path).unwrap();
         let tx = store.begin_append().unwrap();
-        tx.insert(&StoredRow {
+        tx.insert(&NewRow {
             seq: 0,
-            entry_hash: vec![1; 32],
-            prev_hash: vec![0; 32],
+            entry_hash: &[1; 32],
+            prev_hash: &[0; 32],
             recorded_at_unix_ms: 0,
-            kind: "genesis".into(),
+            kind: "genesis",
             idempotency_key: None,
-            record: vec![1, 2, 3],
+            record: &[1, 2, 3],
         })
         .unwrap();
         tx.commit().unwrap();
