@@ -575,8 +575,10 @@ impl Ledger {
 /// by this).
 pub const BATCH_CHUNK_ENTRIES: usize = 32768;
 
-/// Entries batch append stores between two commits. Each commit is durable
-/// (synced) and is made while the signing pipeline runs on. A transaction
+/// Entries batch append stores between two commits. Each commit is made
+/// while the signing pipeline runs on, without waiting for the disk; the
+/// last commit of each chunk syncs them all ([`Store::begin_batch_append`]).
+/// A transaction
 /// this small fits SQLite's page cache (2 MB), so none of its pages is
 /// written to the WAL twice: a page spilled and then changed again in the
 /// same transaction makes SQLite rewrite the checksum of every WAL frame
@@ -639,8 +641,13 @@ impl Ledger {
     /// Append many entries, all signed by the same `signers`: the path bulk
     /// imports use. Each event is checked and hashed in order (hashes
     /// chain); the signatures, which do not depend on each other, are made
-    /// on every core. The entries are committed (durably) every
-    /// [`BATCH_COMMIT_ENTRIES`] and at the end.
+    /// on every core. The entries are committed every
+    /// [`BATCH_COMMIT_ENTRIES`], and at the end of each chunk of
+    /// [`BATCH_CHUNK_ENTRIES`] and of the batch, where the write-ahead log
+    /// is synced: every entry appended is durable when this returns, with
+    /// an error or not. A crash of the process mid-batch loses at most the
+    /// last [`BATCH_COMMIT_ENTRIES`] entries; a power loss may lose more of
+    /// the unfinished chunk (the ledger stays a valid chain).
     ///
     /// A refused event stops the batch: every event before it is appended
     /// and committed, it and those after it are not, and the error names
@@ -687,7 +694,7 @@ impl Ledger {
         now_unix_ms: i64,
     ) -> std::result::Result<Vec<Appended>, Stop> {
         let Ledger { store, state } = self;
-        let tx = store.begin_append()?;
+        let tx = store.begin_batch_append()?;
         let head = start_append(state, &tx)?;
         let mut outcomes = Vec::with_capacity(chunk.len());
         let mut batch_keys: std::collections::HashMap<String, (u64, Vec<u8>)> = Default::default();

@@ -157,8 +157,7 @@ impl Writeback {
         let thread = std::thread::Builder::new()
             .name("fundledger-writeback".into())
             .spawn(move || {
-                let mut wal_path = path.clone().into_os_string();
-                wal_path.push("-wal");
+                let wal_path = wal_path(&path);
                 let mut conn: Option<Connection> = None;
                 while let Ok(first) = queue.recv() {
                     // Coalesce what queued up meanwhile.
@@ -602,13 +601,47 @@ impl Store {
     }
 
     pub fn begin_append(&mut self) -> Result<AppendTx<'_>> {
+        // Every commit of this transaction syncs the WAL. Said again on
+        // every append (a few microseconds) rather than trusted to have
+        // been restored after a batch transaction.
+        self.conn.execute_batch("PRAGMA synchronous = FULL")?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         Ok(AppendTx {
             tx,
             writeback: self.writeback.as_ref(),
+            batch_wal: None,
         })
+    }
+
+    /// Begin a batch append: as [`Store::begin_append`], but the commits
+    /// that [`AppendTx::commit_and_continue`] makes inside the batch do not
+    /// wait for the disk (`synchronous = NORMAL`: SQLite keeps the ledger
+    /// consistent; a power loss may lose the latest of those commits,
+    /// never corrupt the chain). [`AppendTx::commit`] then syncs the WAL
+    /// (and its directory) before it returns, which makes every commit of
+    /// the batch durable, as dropping the transaction does (best effort);
+    /// both set `synchronous = FULL` again. Measured (strace, 60,000
+    /// entries): the appending thread waited 0.18 s in fsync, about 8% of
+    /// the build, with a core idle, and now 0.03 s; 200,000-entry builds,
+    /// eleven alternated pairs: 34,005 against 34,894 entries/s on average
+    /// (+2.6%, seven pairs faster; a first prototype gained 8.5% in five
+    /// pairs while the disk was slower).
+    pub fn begin_batch_append(&mut self) -> Result<AppendTx<'_>> {
+        self.conn.execute_batch("PRAGMA synchronous = NORMAL")?;
+        // A shared borrow, so that a failed BEGIN can restore the setting.
+        match rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate) {
+            Ok(tx) => Ok(AppendTx {
+                tx,
+                writeback: self.writeback.as_ref(),
+                batch_wal: Some(wal_path(&self.path)),
+            }),
+            Err(e) => {
+                let _ = self.conn.execute_batch("PRAGMA synchronous = FULL");
+                Err(e.into())
+            }
+        }
     }
 }
 
@@ -634,6 +667,41 @@ impl Drop for ReadTransaction<'_> {
 pub struct AppendTx<'a> {
     tx: rusqlite::Transaction<'a>,
     writeback: Option<&'a Writeback>,
+    /// For a batch ([`Store::begin_batch_append`]): the WAL, which its
+    /// commits leave unsynced until the end.
+    batch_wal: Option<PathBuf>,
+}
+
+/// The ledger's write-ahead log, beside it.
+fn wal_path(ledger: &Path) -> PathBuf {
+    let mut wal = ledger.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
+}
+
+/// Write the WAL to disk, and its directory (a WAL created since the last
+/// sync needs its directory entry on disk too).
+fn sync_wal(wal: &Path) -> std::io::Result<()> {
+    fs::File::open(wal)?.sync_all()?;
+    match wal.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => fs::File::open(dir)?.sync_all(),
+        None => fs::File::open(".")?.sync_all(),
+    }
+}
+
+impl Drop for AppendTx<'_> {
+    fn drop(&mut self) {
+        if let Some(wal) = &self.batch_wal {
+            // Roll back what was not committed, make what was durable
+            // (best effort: a commit reports its own failure), and have
+            // the next transaction sync again.
+            if !self.tx.is_autocommit() {
+                let _ = self.tx.execute_batch("ROLLBACK");
+            }
+            let _ = sync_wal(wal);
+            let _ = self.tx.execute_batch("PRAGMA synchronous = FULL");
+        }
+    }
 }
 
 impl AppendTx<'_> {
@@ -715,18 +783,36 @@ impl AppendTx<'_> {
         written
     }
 
-    /// Commit (durably: the WAL is synced). With a background writeback
-    /// running, the checkpoint that follows runs there.
-    pub fn commit(self) -> Result<()> {
-        self.tx.commit()?;
+    /// Commit (durably: the WAL is synced; for a batch, with every commit
+    /// the batch made before). With a background writeback running, the
+    /// checkpoint that follows runs there.
+    pub fn commit(mut self) -> Result<()> {
+        self.tx.execute_batch("COMMIT")?;
+        if let Some(wal) = self.batch_wal.take() {
+            let synced = sync_wal(&wal);
+            // The next append says FULL again before it begins, should
+            // this fail.
+            let _ = self.tx.execute_batch("PRAGMA synchronous = FULL");
+            synced.map_err(|e| {
+                Error::new(
+                    ErrorKind::Store,
+                    format!(
+                        "the batch is committed but its write-ahead log {} could not be written to disk: {e}",
+                        wal.display()
+                    ),
+                )
+                .with_hint("check the disk: the entries are in the ledger, but a power loss before the disk takes writes again could lose them")
+            })?;
+        }
         if let Some(w) = self.writeback {
             w.send(WritebackJob::Checkpoint);
         }
         Ok(())
     }
 
-    /// Commit what this transaction holds (durably, as [`AppendTx::commit`])
-    /// and begin the next IMMEDIATE one at once, keeping this handle: batch
+    /// Commit what this transaction holds (durably, as [`AppendTx::commit`],
+    /// but for a batch, whose commits [`AppendTx::commit`] makes durable at
+    /// its end) and begin the next IMMEDIATE one at once, keeping this handle: batch
     /// append commits every [`crate::ledger::BATCH_COMMIT_ENTRIES`]
     /// entries while its signing pipeline runs on. Another writer may take
     /// the lock between the two, so the caller checks the head it then
@@ -1198,22 +1284,76 @@ mod tests {
         assert!(err.message().contains("newer"), "{err}");
     }
 
-    #[test]
-    fn triggers_refuse_update_and_delete() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("l.sqlite");
-        let mut store = Store::create(&path).unwrap();
-        let tx = store.begin_append().unwrap();
-        tx.insert(&NewRow {
-            seq: 0,
+    fn synchronous(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn row(seq: u64) -> NewRow<'static> {
+        NewRow {
+            seq,
             entry_hash: &[1; 32],
             prev_hash: &[0; 32],
             recorded_at_unix_ms: 0,
             kind: "genesis",
             idempotency_key: None,
             record: &[1, 2, 3],
-        })
-        .unwrap();
+        }
+    }
+
+    /// A batch's commits do not wait for the disk (NORMAL, 1); its last
+    /// commit syncs, and every transaction after it is FULL (2) again.
+    #[test]
+    fn batch_commits_are_relaxed_and_the_next_append_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let mut store = Store::create(&path).unwrap();
+        let tx = store.begin_batch_append().unwrap();
+        assert_eq!(synchronous(&tx.tx), 1);
+        tx.insert(&row(0)).unwrap();
+        tx.commit_and_continue().unwrap();
+        assert_eq!(synchronous(&tx.tx), 1);
+        tx.insert(&row(1)).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(synchronous(&store.conn), 2);
+        assert_eq!(store.count().unwrap(), 2);
+        let tx = store.begin_append().unwrap();
+        assert_eq!(synchronous(&tx.tx), 2);
+        drop(tx);
+        // Said again before every append, whatever the connection was left at.
+        store
+            .conn
+            .execute_batch("PRAGMA synchronous = OFF")
+            .unwrap();
+        let tx = store.begin_append().unwrap();
+        assert_eq!(synchronous(&tx.tx), 2);
+    }
+
+    /// A batch dropped without its last commit keeps what it committed,
+    /// rolls back the rest, and leaves the connection FULL.
+    #[test]
+    fn dropped_batch_keeps_its_commits_and_restores_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let mut store = Store::create(&path).unwrap();
+        let tx = store.begin_batch_append().unwrap();
+        tx.insert(&row(0)).unwrap();
+        tx.commit_and_continue().unwrap();
+        tx.insert(&row(1)).unwrap();
+        drop(tx);
+        assert_eq!(synchronous(&store.conn), 2);
+        assert_eq!(store.count().unwrap(), 1);
+        drop(store);
+        assert_eq!(Store::open(&path).unwrap().count().unwrap(), 1);
+    }
+
+    #[test]
+    fn triggers_refuse_update_and_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let mut store = Store::create(&path).unwrap();
+        let tx = store.begin_append().unwrap();
+        tx.insert(&row(0)).unwrap();
         tx.commit().unwrap();
         let conn = Connection::open(&path).unwrap();
         assert!(conn.execute("UPDATE entries SET kind = 'x'", []).is_err());
