@@ -5,8 +5,11 @@
 //!     cargo bench --bench ledger -- --entries 1000000
 //!
 //! Every ledger phase runs in its own child process (this binary, re-run
-//! with `--phase`), so that each reports its own peak memory (VmHWM). Numbers
-//! live here and in BENCHMARKS.md, never in tests.
+//! with `--phase`), so that each reports its own peak memory (VmHWM). The
+//! phases whose ratio is a target measure their limit in short slices
+//! interleaved with their own work ([`Interleaved`]), as this VM's speed
+//! drifts within minutes. Numbers live here and in BENCHMARKS.md, never
+//! in tests.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -847,10 +850,11 @@ fn main() {
         "fundledger benchmark: {entries} entries, {} threads",
         threads()
     );
-    // This VM's speed drifts, by up to a third within minutes: the limits
-    // are measured just before and just after each phase a ratio is taken
-    // for (each ratio is against the mean of those two), and at the start
-    // and the end of the run.
+    // This VM's speed drifts, by up to a third within minutes: each phase
+    // a ratio is taken for measures its limit interleaved with its own
+    // work (the headline ratio); the limits are also measured just before
+    // and just after those phases, and at the start and the end of the
+    // run, for the ratios printed beside it.
     let start = measure_limits(&dir);
     let mut results: Vec<(String, f64)> = Vec::new();
     results.extend(run_phase("build", &ledger, entries));
