@@ -578,10 +578,9 @@ pub const BATCH_CHUNK_ENTRIES: usize = 32768;
 /// Entries batch append stores between two commits. Each commit is made
 /// while the signing pipeline runs on, without waiting for the disk; the
 /// last commit of each chunk syncs them all ([`Store::begin_batch_append`]).
-/// A transaction
-/// this small fits SQLite's page cache (2 MB), so none of its pages is
-/// written to the WAL twice: a page spilled and then changed again in the
-/// same transaction makes SQLite rewrite the checksum of every WAL frame
+/// A transaction this small fits SQLite's page cache (2 MB), so none of its
+/// pages is written to the WAL twice: a page spilled and then changed again
+/// in the same transaction makes SQLite rewrite the checksum of every WAL frame
 /// after it at COMMIT (at 20,000 entries per transaction, about 5,900
 /// frames read back and rewritten, and a 40 to 95 ms fsync, while neither
 /// core worked).
