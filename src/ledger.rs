@@ -18,7 +18,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Body, Event, Genesis, KeyEnroll};
 use crate::merkle::{self, MerkleError, NodeSource};
 use crate::state::{Prepared, State};
-use crate::store::{AppendTx, Head, NewRow, Store, StoredRow};
+use crate::store::{AppendTx, Head, NewRow, RowWriter, Store, StoredRow};
 
 /// Entries between two state snapshots: the snapshot is replaced after
 /// every entry whose `seq + 1` is a multiple of this. 1024 bounds what an
@@ -130,7 +130,13 @@ impl MerkleEdge {
 /// Add the Merkle leaf of entry `seq` (whose stored record is `record`) and
 /// the perfect nodes it completes. `edge` must hold only nodes of this
 /// transaction's tree (a fresh edge always does).
-fn add_leaf(tx: &AppendTx<'_>, seq: u64, record: &[u8], edge: &mut MerkleEdge) -> Result<()> {
+fn add_leaf(
+    tx: &AppendTx<'_>,
+    writer: &mut RowWriter<'_>,
+    seq: u64,
+    record: &[u8],
+    edge: &mut MerkleEdge,
+) -> Result<()> {
     let nodes =
         merkle::completed_nodes_after_append(seq, merkle::leaf_hash(record), |level, index| {
             match edge.get(level, index) {
@@ -147,7 +153,7 @@ fn add_leaf(tx: &AppendTx<'_>, seq: u64, record: &[u8], edge: &mut MerkleEdge) -
                 format!("cannot extend the Merkle tree: {e}"),
             )
         })?;
-    tx.insert_merkle_nodes(&nodes)?;
+    writer.insert_merkle_nodes(&nodes)?;
     for &(level, index, hash) in &nodes {
         edge.set(level, index, hash);
     }
@@ -158,6 +164,7 @@ fn add_leaf(tx: &AppendTx<'_>, seq: u64, record: &[u8], edge: &mut MerkleEdge) -
 /// is the record encoded, moved into the row), and its Merkle leaf.
 fn store_record(
     tx: &AppendTx<'_>,
+    writer: &mut RowWriter<'_>,
     record: &Record,
     bytes: &[u8],
     entry_hash: &[u8; 32],
@@ -165,8 +172,8 @@ fn store_record(
     edge: &mut MerkleEdge,
 ) -> Result<()> {
     let seq = record.content.seq;
-    add_leaf(tx, seq, bytes, edge)?;
-    tx.insert(&NewRow {
+    add_leaf(tx, writer, seq, bytes, edge)?;
+    writer.insert(&NewRow {
         seq,
         entry_hash,
         prev_hash: &record.content.prev_hash,
@@ -195,8 +202,9 @@ fn complete_tree(tx: &AppendTx<'_>, head: Option<Head>) -> Result<()> {
         return Ok(());
     }
     let mut edge = MerkleEdge::default();
+    let mut writer = tx.row_writer()?;
     tx.scan(leaves, None, |row| {
-        add_leaf(tx, row.seq as u64, &row.record, &mut edge)?;
+        add_leaf(tx, &mut writer, row.seq as u64, &row.record, &mut edge)?;
         Ok(true)
     })
 }
@@ -740,6 +748,7 @@ impl Ledger {
                         ));
                     }
                     let mut last = None;
+                    let mut writer = tx.row_writer()?;
                     for (draft, sigs) in drafts.into_iter().zip(signatures) {
                         let Unsigned {
                             content,
@@ -750,6 +759,7 @@ impl Ledger {
                         let record = Record::new(content, sigs)?;
                         store_record(
                             tx,
+                            &mut writer,
                             &record,
                             &record.encode_after_content(content_bytes),
                             &hash,
@@ -759,6 +769,7 @@ impl Ledger {
                         uncommitted += 1;
                         last = Some((record.content.seq, hash));
                     }
+                    drop(writer);
                     if uncommitted >= BATCH_COMMIT_ENTRIES {
                         tx.commit_and_continue()?;
                         uncommitted = 0;
@@ -1169,6 +1180,7 @@ fn commit_entry(
     }
     store_record(
         &tx,
+        &mut tx.row_writer()?,
         &record,
         &bytes,
         &entry_hash,
