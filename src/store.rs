@@ -795,15 +795,16 @@ impl AppendTx<'_> {
         Ok(())
     }
 
-    /// Commit what this transaction holds (durably, as [`AppendTx::commit`],
-    /// but for a batch, whose commits [`AppendTx::commit`] makes durable at
-    /// its end) and begin the next IMMEDIATE one at once, keeping this handle: batch
-    /// append commits every [`crate::ledger::BATCH_COMMIT_ENTRIES`]
-    /// entries while its signing pipeline runs on. Another writer may take
-    /// the lock between the two, so the caller checks the head it then
-    /// finds. Refused when the transaction has already ended (SQLite rolls
-    /// some failed transactions back by itself): nothing must be written
-    /// outside a transaction.
+    /// Commit what this transaction holds and begin the next IMMEDIATE one
+    /// at once, keeping this handle: batch append commits every
+    /// [`crate::ledger::BATCH_COMMIT_ENTRIES`] entries while its signing
+    /// pipeline runs on. The commit is durable as [`AppendTx::commit`]'s,
+    /// except in a batch transaction, where it does not wait for the disk
+    /// and the batch's last [`AppendTx::commit`] makes it durable. Another
+    /// writer may take the lock between the two, so the caller checks the
+    /// head it then finds. Refused when the transaction has already ended
+    /// (SQLite rolls some failed transactions back by itself): nothing must
+    /// be written outside a transaction.
     pub fn commit_and_continue(&self) -> Result<()> {
         self.check_open()?;
         self.tx.execute_batch("COMMIT")?;
