@@ -777,7 +777,7 @@ fn phase(name: &str, path: &Path, entries: u64) {
             // the phases that time fsyncs start on a quiet disk.
             let _ = Command::new("sync").status();
         }
-        other => panic!("unknown phase {other}"),
+        other => usage_error(&format!("unknown phase {other:?}")),
     }
 }
 
@@ -825,19 +825,57 @@ fn timed_cli(args: &[&str]) -> f64 {
     times[1]
 }
 
+const USAGE: &str = "fundledger benchmark (see BENCHMARKS.md)
+
+  cargo bench --bench ledger -- [--entries N] [--dir DIR]
+      the whole run: limits, every phase, the tables (N defaults to 100000,
+      DIR to target/bench)
+  <harness> --phase PHASE --ledger PATH [--entries N]
+      one phase alone: build, verify, query, export, verify-export,
+      durable, durable-large";
+
+/// The harness's arguments: `--flag value` pairs (cargo adds `--bench`).
+/// An unknown or malformed argument stops the run with exit code 2, rather
+/// than running a benchmark that was not asked for.
+fn parse_args() -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--bench" => {}
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            "--entries" | "--phase" | "--ledger" | "--dir" => match args.next() {
+                Some(value) => {
+                    out.insert(arg, value);
+                }
+                None => usage_error(&format!("{arg} needs a value")),
+            },
+            other => usage_error(&format!("unknown argument {other:?}")),
+        }
+    }
+    out
+}
+
+fn usage_error(what: &str) -> ! {
+    eprintln!("error: {what}; see --help");
+    std::process::exit(2);
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let arg = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
+    let args = parse_args();
+    let arg = |flag: &str| args.get(flag).cloned();
+    let entries: u64 = match arg("--entries") {
+        None => 100_000,
+        Some(n) => n
+            .parse()
+            .unwrap_or_else(|_| usage_error(&format!("--entries {n:?} is not a count"))),
     };
-    let entries: u64 = arg("--entries")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
     if let Some(name) = arg("--phase") {
-        phase(&name, &PathBuf::from(arg("--ledger").unwrap()), entries);
+        let ledger = arg("--ledger").unwrap_or_else(|| usage_error("--phase needs --ledger PATH"));
+        phase(&name, &PathBuf::from(ledger), entries);
         return;
     }
     let dir = PathBuf::from(arg("--dir").unwrap_or_else(|| "target/bench".into()));
