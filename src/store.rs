@@ -679,14 +679,17 @@ fn wal_path(ledger: &Path) -> PathBuf {
     PathBuf::from(wal)
 }
 
-/// Write the WAL to disk, and its directory (a WAL created since the last
-/// sync needs its directory entry on disk too).
+/// Write the WAL to disk, and on Unix its directory (a WAL created since
+/// the last sync needs its directory entry on disk too, which SQLite
+/// itself syncs on Unix only).
 fn sync_wal(wal: &Path) -> std::io::Result<()> {
     fs::File::open(wal)?.sync_all()?;
-    match wal.parent().filter(|d| !d.as_os_str().is_empty()) {
-        Some(dir) => fs::File::open(dir)?.sync_all(),
-        None => fs::File::open(".")?.sync_all(),
+    #[cfg(unix)]
+    {
+        let dir = wal.parent().filter(|d| !d.as_os_str().is_empty());
+        fs::File::open(dir.unwrap_or(Path::new(".")))?.sync_all()?;
     }
+    Ok(())
 }
 
 impl Drop for AppendTx<'_> {
