@@ -550,10 +550,35 @@ const PIPELINE_SLICE_RECORDS: u64 = 4_000;
 const VERIFY_STEPS_PER_SLICE: u64 = 32;
 const VERIFY_SLICE_SIGNATURES: usize = 4_000;
 
-/// The durable phase: slices of single appends, each followed by as many
-/// durable commits of the limit.
-const DURABLE_SLICES: u64 = 10;
+/// Single appends of the durable phase, and of one slice: each slice is
+/// followed by as many durable commits of the limit.
+const DURABLE_APPENDS: u64 = 1_000;
 const DURABLE_SLICE_APPENDS: u64 = 100;
+
+/// `n` single appends (`append(i)` for i in 0..n) in slices, each followed
+/// by as many durable commits of the limit, on a table beside `path`
+/// warmed as the limit measured alone is. Returns the appends' and the
+/// limit's work and time.
+fn interleaved_durable(
+    path: &Path,
+    n: u64,
+    mut append: impl FnMut(u64),
+) -> (Interleaved, Interleaved) {
+    let limit_path = path.with_extension("limit.sqlite");
+    let limit_db = limit_table(&limit_path);
+    batched_inserts(&limit_db, DURABLE_WARM_ROWS);
+    let (mut appending, mut limit) = (Interleaved::default(), Interleaved::default());
+    for from in (0..n).step_by(DURABLE_SLICE_APPENDS as usize) {
+        let to = (from + DURABLE_SLICE_APPENDS).min(n);
+        appending.slice(to - from, || (from..to).for_each(&mut append));
+        limit.slice(to - from, || {
+            durable_commits(&limit_db, DURABLE_WARM_ROWS + from, to - from)
+        });
+    }
+    drop(limit_db);
+    let _ = std::fs::remove_file(&limit_path);
+    (appending, limit)
+}
 
 /// One single (durable) append of an attestation named `file_name`.
 fn append_attest(ledger: &mut Ledger, signer: &SigningKey, file_name: String, now_unix_ms: i64) {
@@ -654,22 +679,9 @@ fn phase(name: &str, path: &Path, entries: u64) {
             let _ = std::fs::remove_file(path);
             let mut ledger =
                 Ledger::init(path, "bench.example.org/durable", &admin, "admin", 0).unwrap();
-            let limit_db = limit_table(&path.with_extension("limit.sqlite"));
-            batched_inserts(&limit_db, DURABLE_WARM_ROWS);
-            let (mut appending, mut limit) = (Interleaved::default(), Interleaved::default());
-            for slice in 0..DURABLE_SLICES {
-                let from = slice * DURABLE_SLICE_APPENDS;
-                appending.slice(DURABLE_SLICE_APPENDS, || {
-                    for i in from..from + DURABLE_SLICE_APPENDS {
-                        append_attest(&mut ledger, &admin, format!("f{i}"), 1);
-                    }
-                });
-                limit.slice(DURABLE_SLICE_APPENDS, || {
-                    durable_commits(&limit_db, DURABLE_WARM_ROWS + from, DURABLE_SLICE_APPENDS)
-                });
-            }
-            drop(limit_db);
-            let _ = std::fs::remove_file(path.with_extension("limit.sqlite"));
+            let (appending, limit) = interleaved_durable(path, DURABLE_APPENDS, |i| {
+                append_attest(&mut ledger, &admin, format!("f{i}"), 1)
+            });
             println!("RESULT durable_append_eps {:.0}", appending.rate());
             println!("RESULT durable_limit_eps {:.0}", limit.rate());
         }
@@ -679,31 +691,17 @@ fn phase(name: &str, path: &Path, entries: u64) {
             let (_, recorder) = keys();
             let mut ledger = Ledger::open(path).unwrap();
             let n = 3 * fundledger::ledger::SNAPSHOT_INTERVAL_ENTRIES;
-            let limit_path = path.with_extension("limit.sqlite");
-            let limit_db = limit_table(&limit_path);
-            batched_inserts(&limit_db, DURABLE_WARM_ROWS);
-            let (mut appending, mut limit) = (Interleaved::default(), Interleaved::default());
             let mut slowest = 0f64;
-            for from in (0..n).step_by(DURABLE_SLICE_APPENDS as usize) {
-                let to = (from + DURABLE_SLICE_APPENDS).min(n);
-                appending.slice(to - from, || {
-                    for i in from..to {
-                        let one = Instant::now();
-                        append_attest(
-                            &mut ledger,
-                            &recorder,
-                            format!("large-{i}"),
-                            1_800_000_000_000,
-                        );
-                        slowest = slowest.max(one.elapsed().as_secs_f64());
-                    }
-                });
-                limit.slice(to - from, || {
-                    durable_commits(&limit_db, DURABLE_WARM_ROWS + from, to - from)
-                });
-            }
-            drop(limit_db);
-            let _ = std::fs::remove_file(&limit_path);
+            let (appending, limit) = interleaved_durable(path, n, |i| {
+                let one = Instant::now();
+                append_attest(
+                    &mut ledger,
+                    &recorder,
+                    format!("large-{i}"),
+                    1_800_000_000_000,
+                );
+                slowest = slowest.max(one.elapsed().as_secs_f64());
+            });
             println!("RESULT durable_large_eps {:.0}", appending.rate());
             println!("RESULT durable_large_limit_eps {:.0}", limit.rate());
             println!("RESULT durable_large_slowest_ms {:.1}", slowest * 1e3);

@@ -457,7 +457,7 @@ impl Ledger {
             Ok(draft) => draft,
             Err(already) => return Ok(already),
         };
-        let entry_hash = draft.content.hash();
+        let entry_hash = draft.entry_hash;
         let signatures = request
             .signers
             .iter()
@@ -549,7 +549,7 @@ impl Ledger {
                 "the proposal's postings differ from what the event books now",
             ));
         }
-        let entry_hash = content.hash();
+        let (content_bytes, entry_hash) = content.encode_and_hash();
         for sig in &signatures {
             let key = state.keys.get(&sig.key_id).ok_or_else(|| {
                 Error::rule(format!(
@@ -568,6 +568,8 @@ impl Ledger {
         state.authorize(content.seq, &body.event, &ids)?;
         let draft = Draft {
             content: content.clone(),
+            content_bytes,
+            entry_hash,
             event: body.event,
             idempotency_key: body.idempotency_key,
             prepared,
@@ -1062,6 +1064,10 @@ impl Drop for CloseOnDrop<'_> {
 /// An entry ready to be signed.
 struct Draft {
     content: Content,
+    /// `content` encoded (the record's bytes begin with them), and its
+    /// hash, the entry hash the signatures cover: made once.
+    content_bytes: Vec<u8>,
+    entry_hash: [u8; 32],
     event: Event,
     idempotency_key: Option<String>,
     prepared: Prepared,
@@ -1124,8 +1130,11 @@ fn draft_entry(
         body: body.encode()?,
     };
     content.check_header()?;
+    let (content_bytes, entry_hash) = content.encode_and_hash();
     Ok(Ok(Draft {
         content,
+        content_bytes,
+        entry_hash,
         event,
         idempotency_key,
         prepared,
@@ -1155,12 +1164,13 @@ fn commit_entry(
 ) -> std::result::Result<Appended, Uncommitted> {
     let Draft {
         content,
+        content_bytes,
+        entry_hash,
         event,
         idempotency_key,
         prepared,
     } = draft;
     let seq = content.seq;
-    let (content_bytes, entry_hash) = content.encode_and_hash();
     let record = Record::new(content, signatures)?;
     let bytes = record.encode_after_content(content_bytes);
     let decoded = Record::decode(&bytes)?;

@@ -602,7 +602,7 @@ impl Store {
 
     pub fn begin_append(&mut self) -> Result<AppendTx<'_>> {
         // Every commit of this transaction syncs the WAL. Said again on
-        // every append (a few microseconds) rather than trusted to have
+        // every append (one PRAGMA statement) rather than trusted to have
         // been restored after a batch transaction.
         self.conn.execute_batch("PRAGMA synchronous = FULL")?;
         let tx = self
