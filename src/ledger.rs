@@ -549,7 +549,7 @@ impl Ledger {
                 "the proposal's postings differ from what the event books now",
             ));
         }
-        let (content_bytes, entry_hash) = content.encode_and_hash();
+        let (content_bytes, entry_hash) = content.encode_and_hash(signatures.len());
         for sig in &signatures {
             let key = state.keys.get(&sig.key_id).ok_or_else(|| {
                 Error::rule(format!(
@@ -933,7 +933,7 @@ fn check_batch_event<'p>(
         )?,
     };
     content.check_header()?;
-    let (content_bytes, hash) = content.encode_and_hash();
+    let (content_bytes, hash) = content.encode_and_hash(ids.len());
     state.apply(next.seq, prepared);
     Ok(Checked::New(Unsigned {
         content,
@@ -1130,7 +1130,8 @@ fn draft_entry(
         body: body.encode()?,
     };
     content.check_header()?;
-    let (content_bytes, entry_hash) = content.encode_and_hash();
+    // Room for one signature, the usual count (more costs only a copy).
+    let (content_bytes, entry_hash) = content.encode_and_hash(1);
     Ok(Ok(Draft {
         content,
         content_bytes,
