@@ -370,6 +370,15 @@ pub enum EventCommand {
     /// Show or set the signing policy.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Append every event of a JSON Lines file (schema/IMPORT.md), signed
+    /// by --key. Every line is parsed and every event checked before the
+    /// first is recorded: a bad line stops the import and records nothing.
+    Import {
+        file: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -683,7 +683,7 @@ pub fn write_postings<'a>(out: &mut Vec<u8>, postings: impl IntoIterator<Item = 
 }
 
 /// Decode an event object of the given kind.
-fn decode_event(kind: &str, raw: &serde_json::value::RawValue) -> Result<Event> {
+pub(crate) fn decode_event(kind: &str, raw: &serde_json::value::RawValue) -> Result<Event> {
     Event::deserialize(Tagged {
         kind,
         event: raw.get(),

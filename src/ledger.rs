@@ -695,6 +695,72 @@ impl Ledger {
         Ok(out)
     }
 
+    /// Check a batch as [`Ledger::append_batch`] would append it, and
+    /// write nothing: every event in order against a copy of the state,
+    /// with the same rules, signer policy and idempotency keys, under the
+    /// write lock, which is released (the transaction rolled back) before
+    /// this returns. `Ok(Err((index, error)))` names the first event
+    /// refused; `Err` is an error of the store itself. A batch that
+    /// passes can still be refused by `append_batch` only when another
+    /// writer appends in between.
+    pub fn check_batch(
+        &mut self,
+        requests: &[(Event, Option<String>)],
+        signers: &[&SigningKey],
+        now_unix_ms: i64,
+    ) -> Result<std::result::Result<(), (usize, Error)>> {
+        let ids: Vec<_> = signers.iter().map(|k| key_id(&k.verifying_key())).collect();
+        let Ledger { store, state } = self;
+        let tx = store.begin_append()?;
+        let Some(head) = start_append(state, &tx)? else {
+            return Err(Error::input("an empty ledger needs `fundledger init`"));
+        };
+        let origin = state.origin().unwrap_or_default().to_string();
+        let mut state = state.clone();
+        let mut next = Next {
+            seq: head.seq + 1,
+            prev: head.entry_hash,
+            recorded_at: now_unix_ms.max(head.recorded_at_unix_ms),
+            origin: &origin,
+        };
+        // A reversal may name an entry of this batch: the contents of the
+        // entries some reversal names are kept (not every entry's).
+        let named: std::collections::HashSet<u64> = requests
+            .iter()
+            .filter_map(|(event, _)| match event {
+                Event::Reversal(r) => Some(r.seq),
+                _ => None,
+            })
+            .collect();
+        let mut drafted: std::collections::HashMap<u64, Content> = Default::default();
+        let mut batch_keys = Default::default();
+        for (index, (event, idempotency_key)) in requests.iter().enumerate() {
+            let pending = |s: u64| drafted.get(&s);
+            let checked = check_batch_event(
+                &mut state,
+                &tx,
+                &next,
+                &ids,
+                &mut batch_keys,
+                &pending,
+                event.clone(),
+                idempotency_key.clone(),
+            );
+            match checked {
+                Err(e) => return Ok(Err((index, e))),
+                Ok(Checked::Recorded(_)) => {}
+                Ok(Checked::New(unsigned)) => {
+                    if named.contains(&next.seq) {
+                        drafted.insert(next.seq, unsigned.content);
+                    }
+                    next.prev = unsigned.hash;
+                    next.seq += 1;
+                }
+            }
+        }
+        Ok(Ok(()))
+    }
+
     fn append_chunk(
         &mut self,
         chunk: Vec<(usize, (Event, Option<String>))>,

@@ -15,6 +15,7 @@ pub mod event;
 pub mod export;
 pub mod history;
 pub mod hledger;
+pub mod import;
 pub mod input;
 pub mod keys;
 pub mod ledger;

@@ -375,6 +375,10 @@ fn run(cli: &Cli) -> Result<u8> {
 fn event_command(cli: &Cli, ev: &EventCommand, propose: Option<&Path>) -> Result<u8> {
     match ev {
         EventCommand::Key(k) => key_command(cli, k, propose),
+        EventCommand::Import { .. } if propose.is_some() => Err(Error::input(
+            "an import cannot be proposed; propose its events one at a time",
+        )),
+        EventCommand::Import { file, json } => import_command(cli, file, *json),
         EventCommand::Attest { file, note, rec } => {
             let mut f = std::fs::File::open(file)
                 .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
@@ -864,6 +868,43 @@ fn record(cli: &Cli, propose: Option<&Path>, event: Event, rec: &Recording) -> R
         now_unix_ms: now_unix_ms(),
     })?;
     report_outcome(&outcome, kind, rec.json);
+    Ok(0)
+}
+
+/// `event import`: parse the whole file, then check and append its events.
+fn import_command(cli: &Cli, file: &Path, json: bool) -> Result<u8> {
+    let lines = fundledger::import::parse(&fundledger::import::read_file(file)?)?;
+    let key = load_key(key_path(cli)?)?;
+    let mut ledger = Ledger::open(&cli.ledger)?;
+    let mut progress = Progress::new("importing", json);
+    let done = fundledger::import::import(
+        &mut ledger,
+        lines,
+        &[&key],
+        now_unix_ms(),
+        &mut |stage, done, total| progress.show(format!("{stage} {done}/{total} events")),
+    );
+    progress.finish();
+    let done = done?;
+    let range = match (done.first_seq, done.last_seq) {
+        (Some(first), Some(last)) => format!("entries {first} to {last}"),
+        _ => "no new entry".into(),
+    };
+    if json {
+        print_json(&serde_json::json!({
+            "format_version": 1,
+            "events": done.events,
+            "appended": done.appended,
+            "already_recorded": done.already_recorded,
+            "first_seq": done.first_seq,
+            "last_seq": done.last_seq,
+        }));
+    } else {
+        println!(
+            "imported {} events: appended {} ({range}), {} already recorded",
+            done.events, done.appended, done.already_recorded
+        );
+    }
     Ok(0)
 }
 

@@ -1,0 +1,262 @@
+//! `fundledger import`: a JSON Lines file of events (schema/IMPORT.md)
+//! appended through the batch path, run against the built binary. Every
+//! line is parsed and every event checked before the first is recorded, so
+//! a bad line leaves the ledger byte for byte as it was; a second run of
+//! the same file appends nothing.
+
+#[macro_use]
+mod util;
+
+use serde_json::Value;
+use util::*;
+
+/// One import line.
+fn line(kind: &str, event: &str, key: &str) -> String {
+    format!(r#"{{"kind":"{kind}","event":{event},"idempotency_key":"{key}"}}"#)
+}
+
+fn fund_create() -> String {
+    line(
+        "fund.create",
+        r#"{"fund":"f1","name":"Fund One","currency":"USD","jurisdiction":"AE","vintage":2026,"management_fee_rate":"0.02","management_fee_basis":"committed","date":"2026-01-01"}"#,
+        "fund-f1",
+    )
+}
+
+fn partner(id: &str, partner_type: &str) -> String {
+    line(
+        "partner.add",
+        &format!(
+            r#"{{"partner":"{id}","legal_name":"Partner {id}","partner_type":"{partner_type}","country":"AE","date":"2026-01-01"}}"#
+        ),
+        &format!("partner-{id}"),
+    )
+}
+
+fn commitment(partner: &str, amount: &str, key: &str) -> String {
+    line(
+        "commitment",
+        &format!(
+            r#"{{"fund":"f1","partner":"{partner}","amount":"{amount}","currency":"USD","date":"2026-01-02"}}"#
+        ),
+        key,
+    )
+}
+
+/// Nine lines: a fund, two partners, their commitments, a call, a payment,
+/// and a commitment reversed by the last line (a reversal naming an entry
+/// of the same file).
+fn nine_lines() -> Vec<String> {
+    vec![
+        fund_create(),
+        partner("gov", "government"),
+        partner("vc", "private"),
+        commitment("gov", "600000.00", "commit-gov"),
+        commitment("vc", "400000.00", "commit-vc"),
+        line(
+            "call",
+            r#"{"fund":"f1","amount":"100000.00","currency":"USD","purpose":"investment","date":"2026-02-01","due_date":"2026-03-01"}"#,
+            "call-1",
+        ),
+        line(
+            "contribution",
+            r#"{"fund":"f1","partner":"gov","call":1,"amount":"60000.00","currency":"USD","date":"2026-02-10"}"#,
+            "pay-gov-1",
+        ),
+        commitment("vc", "1.00", "commit-vc-typo"),
+        line(
+            "reversal",
+            r#"{"seq":8,"reason":"recorded by mistake","date":"2026-02-11"}"#,
+            "reverse-8",
+        ),
+    ]
+}
+
+fn write_lines(ledger: &TempLedger, name: &str, lines: &[String]) -> std::path::PathBuf {
+    ledger.write_file(name, format!("{}\n", lines.join("\n")).as_bytes())
+}
+
+#[test]
+fn import_appends_every_line_and_running_it_again_appends_nothing() {
+    let ledger = TempLedger::new();
+    let file = write_lines(&ledger, "events.jsonl", &nine_lines());
+    let out = ledger.ok(Some(&ledger.admin), args!["import", &file]);
+    assert_eq!(
+        out.trim(),
+        "imported 9 events: appended 9 (entries 1 to 9), 0 already recorded"
+    );
+    let (code, report) = ledger.verify_json();
+    assert_eq!(code, 0, "{report}");
+    let log = ledger.log();
+    assert_eq!(log.len(), 10);
+    assert_eq!(log[9]["kind"], "reversal");
+
+    let before = ledger.bytes();
+    let out = ledger.ok(Some(&ledger.admin), args!["import", &file, "--json"]);
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        summary,
+        serde_json::json!({
+            "format_version": 1, "events": 9, "appended": 0, "already_recorded": 9,
+            "first_seq": null, "last_seq": null
+        })
+    );
+    assert_eq!(ledger.bytes(), before, "a second run changed the ledger");
+}
+
+#[test]
+fn an_event_the_rules_refuse_records_nothing_and_names_its_line() {
+    let ledger = TempLedger::new();
+    let mut lines = nine_lines()[..5].to_vec();
+    // Line 6 pays a call that does not exist.
+    lines.push(line(
+        "contribution",
+        r#"{"fund":"f1","partner":"gov","call":1,"amount":"60000.00","currency":"USD","date":"2026-02-10"}"#,
+        "pay-gov-1",
+    ));
+    let file = write_lines(&ledger, "events.jsonl", &lines);
+    let before = ledger.bytes();
+    let outcome = ledger.run(Some(&ledger.admin), args!["import", &file]);
+    assert_refused(&outcome, "a contribution to no call");
+    assert!(
+        outcome.2.contains("line 6: ") && outcome.2.contains("nothing was recorded"),
+        "{}",
+        outcome.2
+    );
+    assert_eq!(
+        ledger.bytes(),
+        before,
+        "a refused import changed the ledger"
+    );
+
+    // The same for a reversal naming an entry that does not exist.
+    let mut lines = nine_lines();
+    lines[8] = line(
+        "reversal",
+        r#"{"seq":42,"reason":"no such entry","date":"2026-02-11"}"#,
+        "reverse-42",
+    );
+    let file = write_lines(&ledger, "events.jsonl", &lines);
+    let outcome = ledger.run(Some(&ledger.admin), args!["import", &file]);
+    assert_refused(&outcome, "a reversal of no entry");
+    assert!(outcome.2.contains("line 9: "), "{}", outcome.2);
+    assert_eq!(ledger.bytes(), before);
+}
+
+#[test]
+fn one_idempotency_key_for_two_different_events_is_refused() {
+    let ledger = TempLedger::new();
+    let lines = vec![
+        fund_create(),
+        partner("gov", "government"),
+        commitment("gov", "600000.00", "commit-gov"),
+        commitment("gov", "700000.00", "commit-gov"),
+    ];
+    let file = write_lines(&ledger, "events.jsonl", &lines);
+    let before = ledger.bytes();
+    let outcome = ledger.run(Some(&ledger.admin), args!["import", &file]);
+    assert_refused(&outcome, "a reused idempotency key");
+    assert!(
+        outcome.2.contains("line 4: ") && outcome.2.contains("idempotency key"),
+        "{}",
+        outcome.2
+    );
+    assert_eq!(ledger.bytes(), before);
+}
+
+#[test]
+fn the_signing_policy_applies_to_every_imported_event() {
+    let ledger = TempLedger::new();
+    let auditor = ledger.enroll("auditor", "auditor");
+    let file = write_lines(&ledger, "events.jsonl", &nine_lines());
+    let before = ledger.bytes();
+    let outcome = ledger.run(Some(&auditor), args!["import", &file]);
+    assert_refused(&outcome, "an auditor importing fund events");
+    assert!(outcome.2.contains("line 1: "), "{}", outcome.2);
+    assert_eq!(ledger.bytes(), before);
+}
+
+#[test]
+fn malformed_files_are_refused_with_their_line_and_record_nothing() {
+    let ledger = TempLedger::new();
+    let good = fund_create();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("an empty file", b"\n\n".to_vec(), "holds no events"),
+        (
+            "not JSON",
+            format!("{good}\nnot json\n").into_bytes(),
+            "line 2: not an import line",
+        ),
+        (
+            "no idempotency key",
+            br#"{"kind":"attest","event":{"file_name":"a","sha256":"00","size":1,"note":"n"}}"#
+                .to_vec(),
+            "line 1: not an import line",
+        ),
+        (
+            "an unknown member",
+            format!("{}\n", good.replace(r#""kind""#, r#""extra":1,"kind""#)).into_bytes(),
+            "line 1: not an import line",
+        ),
+        (
+            "an unknown kind",
+            line("fund.delete", "{}", "k").into_bytes(),
+            "line 1: ",
+        ),
+        (
+            "an event with a missing field",
+            line("commitment", r#"{"fund":"f1"}"#, "k").into_bytes(),
+            "line 1: commitment event does not decode",
+        ),
+        (
+            "an empty idempotency key",
+            line("fund.delete", "{}", "").into_bytes(),
+            "line 1: ",
+        ),
+        (
+            "a genesis event",
+            line(
+                "genesis",
+                r#"{"key":{"name":"x","public_key":"AA==","role":"administrator"}}"#,
+                "g",
+            )
+            .into_bytes(),
+            "line 1: a genesis entry cannot be imported",
+        ),
+        (
+            "bytes that are not UTF-8",
+            b"\n\xff\xfe\n".to_vec(),
+            "line 2: is not UTF-8",
+        ),
+    ];
+    let before = ledger.bytes();
+    for (what, bytes, expected) in cases {
+        let file = ledger.write_file("bad.jsonl", &bytes);
+        let outcome = ledger.run(Some(&ledger.admin), args!["import", &file]);
+        assert_refused(&outcome, what);
+        assert!(outcome.2.contains(expected), "{what}: {}", outcome.2);
+        assert_eq!(ledger.bytes(), before, "{what} changed the ledger");
+    }
+    let outcome = ledger.run(
+        Some(&ledger.admin),
+        args!["import", ledger.root().join("missing.jsonl")],
+    );
+    assert_refused(&outcome, "a missing file");
+    let outcome = ledger.run(
+        None,
+        args!["import", ledger.write_file("ok.jsonl", good.as_bytes())],
+    );
+    assert_refused(&outcome, "no --key");
+    let outcome = ledger.run(
+        Some(&ledger.admin),
+        args![
+            "propose",
+            "--out",
+            ledger.root().join("p.json"),
+            "import",
+            ledger.root().join("ok.jsonl")
+        ],
+    );
+    assert_refused(&outcome, "a proposed import");
+    assert_eq!(ledger.bytes(), before);
+}
