@@ -139,8 +139,10 @@ pub fn import(
         .into_iter()
         .map(|l| (l.event, Some(l.idempotency_key)))
         .collect();
-    progress("checking", 0, total);
-    if let Err((index, e)) = ledger.check_batch(&requests, signers, now_unix_ms)? {
+    let checked = ledger.check_batch(&requests, signers, now_unix_ms, &mut |done| {
+        progress("checking", done as u64, total)
+    })?;
+    if let Err((index, e)) = checked {
         let line = line_numbers[index];
         let e = e.map_message(|m| format!("line {line}: {m}; nothing was recorded"));
         return Err(match e.hint() {
@@ -157,26 +159,31 @@ pub fn import(
         last_seq: None,
     };
     let mut requests = requests.into_iter().peekable();
-    let mut first_line = 0;
+    // The index of the next chunk's first event.
+    let mut from = 0;
     progress("appending", 0, total);
     while requests.peek().is_some() {
         let chunk: Vec<_> = requests.by_ref().take(BATCH_CHUNK_ENTRIES).collect();
-        let last_line = first_line + chunk.len() - 1;
-        let outcomes = ledger
-            .append_batch(chunk, signers, now_unix_ms)
-            .map_err(|e| {
-                let recorded = match done.last_seq {
-                    Some(seq) => format!("entries up to {seq} are recorded"),
-                    None => "no entry of this import is recorded".into(),
+        let to = from + chunk.len() - 1;
+        let outcomes = match ledger.append_batch(chunk, signers, now_unix_ms) {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                // What the batch committed before it stopped is recorded;
+                // the state is the store's again.
+                let head = match ledger.state().last_seq {
+                    Some(seq) => format!("the ledger's last entry is now {seq}"),
+                    None => "the ledger is empty".into(),
                 };
-                e.map_message(|m| {
-                    format!(
-                        "the import stopped in lines {} to {} after every event had passed its check ({recorded}): {m}",
-                        line_numbers[first_line], line_numbers[last_line]
-                    )
-                })
-                .with_hint("run the same import again: lines already recorded are skipped by their idempotency keys")
-            })?;
+                return Err(e
+                    .map_message(|m| {
+                        format!(
+                            "the import stopped in lines {} to {}, after every event had passed its check ({head}): {m}",
+                            line_numbers[from], line_numbers[to]
+                        )
+                    })
+                    .with_hint("run the same import again: the lines already recorded are skipped by their idempotency keys"));
+            }
+        };
         for outcome in outcomes {
             match outcome {
                 Appended::New { seq, .. } => {
@@ -187,8 +194,8 @@ pub fn import(
                 Appended::AlreadyRecorded { .. } => done.already_recorded += 1,
             }
         }
-        first_line = last_line + 1;
-        progress("appending", first_line as u64, total);
+        from = to + 1;
+        progress("appending", from as u64, total);
     }
     Ok(done)
 }

@@ -702,12 +702,14 @@ impl Ledger {
     /// this returns. `Ok(Err((index, error)))` names the first event
     /// refused; `Err` is an error of the store itself. A batch that
     /// passes can still be refused by `append_batch` only when another
-    /// writer appends in between.
+    /// writer appends in between. `progress(checked)` is called every
+    /// [`BATCH_COMMIT_ENTRIES`] events.
     pub fn check_batch(
         &mut self,
         requests: &[(Event, Option<String>)],
         signers: &[&SigningKey],
         now_unix_ms: i64,
+        progress: &mut dyn FnMut(usize),
     ) -> Result<std::result::Result<(), (usize, Error)>> {
         let ids: Vec<_> = signers.iter().map(|k| key_id(&k.verifying_key())).collect();
         let Ledger { store, state } = self;
@@ -735,6 +737,9 @@ impl Ledger {
         let mut drafted: std::collections::HashMap<u64, Content> = Default::default();
         let mut batch_keys = Default::default();
         for (index, (event, idempotency_key)) in requests.iter().enumerate() {
+            if index % BATCH_COMMIT_ENTRIES == 0 {
+                progress(index);
+            }
             let pending = |s: u64| drafted.get(&s);
             let checked = check_batch_event(
                 &mut state,

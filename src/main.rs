@@ -871,7 +871,7 @@ fn record(cli: &Cli, propose: Option<&Path>, event: Event, rec: &Recording) -> R
     Ok(0)
 }
 
-/// `event import`: parse the whole file, then check and append its events.
+/// `import`: parse the whole file, then check and append its events.
 fn import_command(cli: &Cli, file: &Path, json: bool) -> Result<u8> {
     let lines = fundledger::import::parse(&fundledger::import::read_file(file)?)?;
     let key = load_key(key_path(cli)?)?;

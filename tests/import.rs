@@ -260,3 +260,60 @@ fn malformed_files_are_refused_with_their_line_and_record_nothing() {
     assert_refused(&outcome, "a proposed import");
     assert_eq!(ledger.bytes(), before);
 }
+
+/// Another writer appends between the check and the append (from the
+/// import's progress callback): the import stops with the line and the
+/// ledger's last entry named, keeps what it recorded before, and running
+/// it again records the rest.
+#[test]
+fn a_writer_between_the_check_and_the_append_stops_the_import_cleanly() {
+    use ed25519_dalek::SigningKey;
+    use fundledger::import;
+    use fundledger::ledger::{AppendRequest, Ledger};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let admin = SigningKey::from_bytes(&[9; 32]);
+    let mut ledger = Ledger::init(&path, "import.example.org/race", &admin, "admin", 1).unwrap();
+    let text = nine_lines().join("\n");
+    let lines = import::parse(text.as_bytes()).unwrap();
+    // The other writer records line 4's idempotency key (an attestation).
+    let mut other = Some(Ledger::open(&path).unwrap());
+    let mut progress = |stage: &str, done: u64, _total: u64| {
+        if stage == "appending" && done == 0 {
+            if let Some(mut other) = other.take() {
+                let attest = line(
+                    "attest",
+                    &format!(
+                        r#"{{"file_name":"a.pdf","sha256":"{}","size":1,"note":"n"}}"#,
+                        "00".repeat(32)
+                    ),
+                    "commit-gov",
+                );
+                other
+                    .append(AppendRequest {
+                        event: import::parse(attest.as_bytes()).unwrap().remove(0).event,
+                        idempotency_key: Some("commit-gov".into()),
+                        signers: &[&admin],
+                        now_unix_ms: 2,
+                    })
+                    .unwrap();
+            }
+        }
+    };
+    let e = import::import(&mut ledger, lines.clone(), &[&admin], 3, &mut progress).unwrap_err();
+    assert!(
+        e.message()
+            .starts_with("the import stopped in lines 1 to 9")
+            && e.message().contains("the ledger's last entry is now 4")
+            && e.message().contains("commit-gov"),
+        "{}",
+        e.message()
+    );
+    // Lines 1 to 3 were recorded (entries 2 to 4, after the attestation);
+    // line 4 can never be, its key being taken: the rerun names it.
+    assert_eq!(ledger.state().last_seq, Some(4));
+    let e = import::import(&mut ledger, lines, &[&admin], 4, &mut |_, _, _| {}).unwrap_err();
+    assert!(e.message().starts_with("line 4: "), "{}", e.message());
+    assert_eq!(ledger.state().last_seq, Some(4));
+}
