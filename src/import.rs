@@ -51,10 +51,12 @@ fn line_error(line: usize, message: impl std::fmt::Display) -> Error {
         .with_hint("fix the line and run the import again (schema/IMPORT.md); nothing was recorded")
 }
 
-/// Parse a whole import file. Empty lines (and a `\r` before each `\n`)
-/// are allowed; anything else that is not an import line is an error
-/// naming its line.
+/// Parse a whole import file. Empty lines, a `\r` before each `\n` and a
+/// UTF-8 byte order mark at the start (as spreadsheet tools write) are
+/// allowed; anything else that is not an import line is an error naming
+/// its line.
 pub fn parse(bytes: &[u8]) -> Result<Vec<ImportLine>> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut lines = Vec::new();
     for (at, raw) in bytes.split(|b| *b == b'\n').enumerate() {
         let line = at + 1;
@@ -238,8 +240,8 @@ mod tests {
     const ATTEST: &str = r#"{"kind":"attest","event":{"file_name":"a.pdf","sha256":"00","size":1,"note":"n"},"idempotency_key":"k"}"#;
 
     #[test]
-    fn lines_are_numbered_as_written_and_crlf_and_blank_lines_are_allowed() {
-        let text = format!("\r\n{ATTEST}\r\n\n  \n{ATTEST}");
+    fn lines_are_numbered_as_written_and_a_bom_crlf_and_blank_lines_are_allowed() {
+        let text = format!("\u{feff}\r\n{ATTEST}\r\n\n  \n{ATTEST}");
         let lines = parse(text.as_bytes()).unwrap();
         assert_eq!(lines.iter().map(|l| l.line).collect::<Vec<_>>(), vec![2, 5]);
         assert_eq!(lines[0].idempotency_key, "k");
