@@ -28,6 +28,10 @@ pub const IMPORT_LINES_MAX: usize = 100_000;
 /// may carry is 4 MiB, but no event written by hand comes near this).
 pub const IMPORT_LINE_BYTES_MAX: usize = 1024 * 1024;
 
+/// Largest import file, in bytes: it is read whole, since every line is
+/// parsed before anything is written.
+pub const IMPORT_FILE_BYTES_MAX: u64 = 256 * 1024 * 1024;
+
 /// One event to import, and the line it came from (1-based).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportLine {
@@ -47,8 +51,8 @@ struct LineIn<'a> {
 }
 
 fn line_error(line: usize, message: impl std::fmt::Display) -> Error {
-    Error::input(format!("line {line}: {message}"))
-        .with_hint("fix the line and run the import again (schema/IMPORT.md); nothing was recorded")
+    Error::input(format!("line {line}: {message}; nothing was recorded"))
+        .with_hint("fix the line and run the import again (schema/IMPORT.md)")
 }
 
 /// Parse a whole import file. Empty lines, a `\r` before each `\n` and a
@@ -201,10 +205,6 @@ pub fn import(
     }
     Ok(done)
 }
-
-/// Largest import file, in bytes: it is read whole, since every line is
-/// parsed before anything is written.
-pub const IMPORT_FILE_BYTES_MAX: u64 = 256 * 1024 * 1024;
 
 /// Read an import file whole.
 pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {

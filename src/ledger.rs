@@ -630,6 +630,19 @@ struct Next<'a> {
     origin: &'a str,
 }
 
+impl<'a> Next<'a> {
+    /// The position after `head`, recorded at `now_unix_ms` (never before
+    /// the head's own time).
+    fn after(head: Head, now_unix_ms: i64, origin: &'a str) -> Next<'a> {
+        Next {
+            seq: head.seq + 1,
+            prev: head.entry_hash,
+            recorded_at: now_unix_ms.max(head.recorded_at_unix_ms),
+            origin,
+        }
+    }
+}
+
 /// Why a batch chunk stopped.
 enum Stop {
     /// An event was refused: every entry before it is committed, and the
@@ -719,12 +732,7 @@ impl Ledger {
         };
         let origin = state.origin().unwrap_or_default().to_string();
         let mut state = state.clone();
-        let mut next = Next {
-            seq: head.seq + 1,
-            prev: head.entry_hash,
-            recorded_at: now_unix_ms.max(head.recorded_at_unix_ms),
-            origin: &origin,
-        };
+        let mut next = Next::after(head, now_unix_ms, &origin);
         // A reversal may name an entry of this batch: the contents of the
         // entries some reversal names are kept (not every entry's).
         let named: std::collections::HashSet<u64> = requests
@@ -778,18 +786,13 @@ impl Ledger {
         let head = start_append(state, &tx)?;
         let mut outcomes = Vec::with_capacity(chunk.len());
         let mut batch_keys: std::collections::HashMap<String, (u64, Vec<u8>)> = Default::default();
-        if head.is_none() {
+        let Some(head) = head else {
             return Err(Stop::Refused(Error::input(
                 "an empty ledger needs `fundledger init`",
             )));
-        }
-        let origin = state.origin().unwrap_or_default().to_string();
-        let mut next = Next {
-            seq: head.map_or(0, |h| h.seq + 1),
-            prev: head.map_or(GENESIS_PREV_HASH, |h| h.entry_hash),
-            recorded_at: head.map_or(now_unix_ms, |h| now_unix_ms.max(h.recorded_at_unix_ms)),
-            origin: &origin,
         };
+        let origin = state.origin().unwrap_or_default().to_string();
+        let mut next = Next::after(head, now_unix_ms, &origin);
         let mut snapshot_needed = false;
         let mut refused = None;
         // A pipeline: while this thread checks and hashes entries in order,
