@@ -199,6 +199,18 @@ pub fn sign(key: &SigningKey, entry_hash: &Hash) -> EntrySignature {
     }
 }
 
+/// Sign many entry hashes with one key: the very signatures [`sign`] makes
+/// (Ed25519 is deterministic), made with one field inversion for the whole
+/// batch instead of one each (src/batch_sign.rs).
+pub fn sign_many(key: &SigningKey, entry_hashes: &[Hash]) -> Vec<EntrySignature> {
+    let key_id = key_id(&key.verifying_key());
+    let messages: Vec<[u8; 62]> = entry_hashes.iter().map(signed_message).collect();
+    crate::batch_sign::sign_batch(key.as_bytes(), &messages)
+        .into_iter()
+        .map(|signature| EntrySignature { key_id, signature })
+        .collect()
+}
+
 /// Verify one stored signature by the rules of schema/FORMAT.md section 2
 /// (ZIP 215: canonical S, the cofactored equation, R and A any valid point
 /// encoding), the rules [`verify_signatures`] applies in batches: the two

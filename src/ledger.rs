@@ -1022,9 +1022,15 @@ fn check_batch_event<'p>(
 /// reaches the ledger).
 fn sign_group(hashes: &[[u8; 32]], signers: &[&SigningKey]) -> Result<Vec<Vec<EntrySignature>>> {
     let public: Vec<_> = signers.iter().map(|k| k.verifying_key()).collect();
+    // Each key signs the whole group at once; then each entry takes its
+    // signature from every key, in the signers' order.
+    let mut by_key: Vec<_> = signers
+        .iter()
+        .map(|k| entry::sign_many(k, hashes).into_iter())
+        .collect();
     let signed: Vec<Vec<EntrySignature>> = hashes
         .iter()
-        .map(|h| signers.iter().map(|k| entry::sign(k, h)).collect())
+        .map(|_| by_key.iter_mut().filter_map(Iterator::next).collect())
         .collect();
     let checks: Vec<SignatureCheck> = hashes
         .iter()

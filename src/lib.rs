@@ -5,6 +5,7 @@
 //! the byte formats. This library never depends on clap; the binary in
 //! src/main.rs is a thin layer over it.
 
+mod batch_sign;
 pub mod canonical_json;
 pub mod checkpoint;
 pub mod country;
