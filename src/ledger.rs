@@ -10,6 +10,7 @@ use std::path::Path;
 
 use base64::Engine;
 use ed25519_dalek::SigningKey;
+use sha2::{Digest, Sha256};
 
 use crate::entry::{
     self, key_id, Content, EntrySignature, Record, SignatureCheck, GENESIS_PREV_HASH,
@@ -785,7 +786,7 @@ impl Ledger {
         let tx = store.begin_batch_append()?;
         let head = start_append(state, &tx)?;
         let mut outcomes = Vec::with_capacity(chunk.len());
-        let mut batch_keys: std::collections::HashMap<String, (u64, Vec<u8>)> = Default::default();
+        let mut batch_keys = BatchKeys::default();
         let Some(head) = head else {
             return Err(Stop::Refused(Error::input(
                 "an empty ledger needs `fundledger init`",
@@ -939,6 +940,12 @@ impl Ledger {
     }
 }
 
+/// The idempotency keys a batch has used so far: each key's entry and the
+/// SHA-256 of its event's kind, a zero byte and its canonical fields (a
+/// digest rather than the bytes, so that a large batch holds 32 bytes per
+/// key).
+type BatchKeys = std::collections::HashMap<String, (u64, [u8; 32])>;
+
 /// Check one event of a batch for position `next`, apply it to the state
 /// and build its content (to be signed); `pending` finds the entries of
 /// the batch that are not stored yet (a reversal may name one). An error
@@ -949,7 +956,7 @@ fn check_batch_event<'p>(
     tx: &AppendTx<'_>,
     next: &Next<'_>,
     ids: &[crate::entry::KeyId],
-    batch_keys: &mut std::collections::HashMap<String, (u64, Vec<u8>)>,
+    batch_keys: &mut BatchKeys,
     pending: &dyn Fn(u64) -> Option<&'p Content>,
     event: Event,
     idempotency_key: Option<String>,
@@ -957,8 +964,16 @@ fn check_batch_event<'p>(
     if let Some(key) = &idempotency_key {
         crate::event::check_idempotency_key(key)?;
         let canonical = event.canonical_bytes()?;
+        // Kind and fields: a commitment and a reduction have the same fields.
+        let digest: [u8; 32] = {
+            let mut hasher = Sha256::new();
+            hasher.update(event.kind().as_bytes());
+            hasher.update([0]);
+            hasher.update(&canonical);
+            hasher.finalize().into()
+        };
         let earlier = match batch_keys.get(key) {
-            Some((seq, bytes)) => Some((*seq, *bytes == canonical)),
+            Some((seq, earlier_digest)) => Some((*seq, *earlier_digest == digest)),
             None => match tx.find_idempotency_key(key)? {
                 Some(row) => {
                     let (record, body) = decode_row(&row)?;
@@ -978,7 +993,7 @@ fn check_batch_event<'p>(
                 ))
             }
             None => {
-                batch_keys.insert(key.clone(), (next.seq, canonical));
+                batch_keys.insert(key.clone(), (next.seq, digest));
             }
         }
     }

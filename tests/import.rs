@@ -164,6 +164,39 @@ fn one_idempotency_key_for_two_different_events_is_refused() {
     assert_eq!(ledger.bytes(), before);
 }
 
+/// A commitment and a reduction of the same amount have the same event
+/// fields; one idempotency key for both is a reuse, not a repeat.
+#[test]
+fn one_idempotency_key_for_two_kinds_with_the_same_fields_is_refused() {
+    let ledger = TempLedger::new();
+    let reduce = commitment("gov", "600000.00", "commit-gov")
+        .replace(r#""kind":"commitment""#, r#""kind":"commitment.reduce""#);
+    let lines = vec![
+        fund_create(),
+        partner("gov", "government"),
+        commitment("gov", "600000.00", "commit-gov"),
+        reduce.clone(),
+    ];
+    let file = write_lines(&ledger, "events.jsonl", &lines);
+    let before = ledger.bytes();
+    let outcome = ledger.run(Some(&ledger.admin), args!["import", &file]);
+    assert_refused(&outcome, "one key for a commitment and its reduction");
+    assert!(
+        outcome.2.contains("line 4: ") && outcome.2.contains("idempotency key"),
+        "{}",
+        outcome.2
+    );
+    assert_eq!(ledger.bytes(), before);
+    // The same, with the commitment recorded by an earlier run.
+    let first = write_lines(&ledger, "first.jsonl", &lines[..3]);
+    ledger.ok(Some(&ledger.admin), args!["import", &first]);
+    let second = write_lines(&ledger, "second.jsonl", &[reduce]);
+    let before = ledger.bytes();
+    let outcome = ledger.run(Some(&ledger.admin), args!["import", &second]);
+    assert_refused(&outcome, "the key of a recorded commitment");
+    assert_eq!(ledger.bytes(), before);
+}
+
 #[test]
 fn the_signing_policy_applies_to_every_imported_event() {
     let ledger = TempLedger::new();
