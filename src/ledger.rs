@@ -716,11 +716,16 @@ impl Ledger {
     /// this returns. `Ok(Err((index, error)))` names the first event
     /// refused; `Err` is an error of the store itself. A batch that
     /// passes can still be refused by `append_batch` only when another
-    /// writer appends in between. `progress(checked)` is called every
+    /// writer appends in between. The requests are read one at a time (a
+    /// refused event is the last one read), so a batch need not be held
+    /// in memory; the contents of the entries whose sequence numbers are
+    /// in `reversal_targets` are kept, so that a reversal may name an
+    /// entry of the batch. `progress(checked)` is called every
     /// [`BATCH_COMMIT_ENTRIES`] events.
     pub fn check_batch(
         &mut self,
-        requests: &[(Event, Option<String>)],
+        requests: &mut dyn Iterator<Item = (Event, Option<String>)>,
+        reversal_targets: &std::collections::HashSet<u64>,
         signers: &[&SigningKey],
         now_unix_ms: i64,
         progress: &mut dyn FnMut(usize),
@@ -734,18 +739,9 @@ impl Ledger {
         let origin = state.origin().unwrap_or_default().to_string();
         let mut state = state.clone();
         let mut next = Next::after(head, now_unix_ms, &origin);
-        // A reversal may name an entry of this batch: the contents of the
-        // entries some reversal names are kept (not every entry's).
-        let named: std::collections::HashSet<u64> = requests
-            .iter()
-            .filter_map(|(event, _)| match event {
-                Event::Reversal(r) => Some(r.seq),
-                _ => None,
-            })
-            .collect();
         let mut drafted: std::collections::HashMap<u64, Content> = Default::default();
         let mut batch_keys = Default::default();
-        for (index, (event, idempotency_key)) in requests.iter().enumerate() {
+        for (index, (event, idempotency_key)) in requests.enumerate() {
             if index % BATCH_COMMIT_ENTRIES == 0 {
                 progress(index);
             }
@@ -757,14 +753,14 @@ impl Ledger {
                 &ids,
                 &mut batch_keys,
                 &pending,
-                event.clone(),
-                idempotency_key.clone(),
+                event,
+                idempotency_key,
             );
             match checked {
                 Err(e) => return Ok(Err((index, e))),
                 Ok(Checked::Recorded(_)) => {}
                 Ok(Checked::New(unsigned)) => {
-                    if named.contains(&next.seq) {
+                    if reversal_targets.contains(&next.seq) {
                         drafted.insert(next.seq, unsigned.content);
                     }
                     next.prev = unsigned.hash;

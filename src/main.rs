@@ -873,13 +873,19 @@ fn record(cli: &Cli, propose: Option<&Path>, event: Event, rec: &Recording) -> R
 
 /// `import`: parse the whole file, then check and append its events.
 fn import_command(cli: &Cli, file: &Path, json: bool) -> Result<u8> {
-    let lines = fundledger::import::parse(&fundledger::import::read_file(file)?)?;
+    let mut progress = Progress::new("importing", json);
+    let scanned = fundledger::import::scan_file(file, &mut |read| {
+        progress.show(format!("reading {read} events"))
+    });
+    progress.finish();
+    let scanned = scanned?;
     let key = load_key(key_path(cli)?)?;
     let mut ledger = Ledger::open(&cli.ledger)?;
     let mut progress = Progress::new("importing", json);
     let done = fundledger::import::import(
         &mut ledger,
-        lines,
+        file,
+        &scanned,
         &[&key],
         now_unix_ms(),
         &mut |stage, done, total| progress.show(format!("{stage} {done}/{total} events")),

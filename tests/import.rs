@@ -308,24 +308,23 @@ fn a_writer_between_the_check_and_the_append_stops_the_import_cleanly() {
     let path = dir.path().join("ledger.sqlite");
     let admin = SigningKey::from_bytes(&[9; 32]);
     let mut ledger = Ledger::init(&path, "import.example.org/race", &admin, "admin", 1).unwrap();
-    let text = nine_lines().join("\n");
-    let lines = import::parse(text.as_bytes()).unwrap();
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(&file, nine_lines().join("\n")).unwrap();
+    let scanned = import::scan_file(&file, &mut |_| {}).unwrap();
     // The other writer records line 4's idempotency key (an attestation).
     let mut other = Some(Ledger::open(&path).unwrap());
     let mut progress = |stage: &str, done: u64, _total: u64| {
         if stage == "appending" && done == 0 {
             if let Some(mut other) = other.take() {
-                let attest = line(
-                    "attest",
-                    &format!(
-                        r#"{{"file_name":"a.pdf","sha256":"{}","size":1,"note":"n"}}"#,
-                        "00".repeat(32)
-                    ),
-                    "commit-gov",
-                );
+                let attest = fundledger::event::Event::Attest(fundledger::event::Attest {
+                    file_name: "a.pdf".into(),
+                    sha256: "00".repeat(32),
+                    size: 1,
+                    note: "n".into(),
+                });
                 other
                     .append(AppendRequest {
-                        event: import::parse(attest.as_bytes()).unwrap().remove(0).event,
+                        event: attest,
                         idempotency_key: Some("commit-gov".into()),
                         signers: &[&admin],
                         now_unix_ms: 2,
@@ -334,7 +333,7 @@ fn a_writer_between_the_check_and_the_append_stops_the_import_cleanly() {
             }
         }
     };
-    let e = import::import(&mut ledger, lines.clone(), &[&admin], 3, &mut progress).unwrap_err();
+    let e = import::import(&mut ledger, &file, &scanned, &[&admin], 3, &mut progress).unwrap_err();
     assert!(
         e.message()
             .starts_with("the import stopped in lines 1 to 9")
@@ -346,7 +345,91 @@ fn a_writer_between_the_check_and_the_append_stops_the_import_cleanly() {
     // Lines 1 to 3 were recorded (entries 2 to 4, after the attestation);
     // line 4 can never be, its key being taken: the rerun names it.
     assert_eq!(ledger.state().last_seq, Some(4));
-    let e = import::import(&mut ledger, lines, &[&admin], 4, &mut |_, _, _| {}).unwrap_err();
+    let e = import::import(
+        &mut ledger,
+        &file,
+        &scanned,
+        &[&admin],
+        4,
+        &mut |_, _, _| {},
+    )
+    .unwrap_err();
     assert!(e.message().starts_with("line 4: "), "{}", e.message());
     assert_eq!(ledger.state().last_seq, Some(4));
+}
+
+/// The file is read three times (parse, check, append): a file changed
+/// after its events were parsed, or after they were checked, is refused
+/// before anything is recorded from the changed part.
+#[test]
+fn a_file_changed_during_the_import_is_refused_and_records_nothing() {
+    use ed25519_dalek::SigningKey;
+    use fundledger::import;
+    use fundledger::ledger::Ledger;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let admin = SigningKey::from_bytes(&[9; 32]);
+    let mut ledger = Ledger::init(&path, "import.example.org/change", &admin, "admin", 1).unwrap();
+    let file = dir.path().join("events.jsonl");
+    let original = nine_lines().join("\n");
+    let edited = original.replace("600000.00", "600001.00");
+    let ledger_bytes = || std::fs::read(&path).unwrap();
+
+    // Changed between the parse and the check.
+    std::fs::write(&file, &original).unwrap();
+    let scanned = import::scan_file(&file, &mut |_| {}).unwrap();
+    std::fs::write(&file, &edited).unwrap();
+    let before = ledger_bytes();
+    let e = import::import(
+        &mut ledger,
+        &file,
+        &scanned,
+        &[&admin],
+        2,
+        &mut |_, _, _| {},
+    )
+    .unwrap_err();
+    assert!(
+        e.message().contains("changed while it was imported"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(ledger.state().last_seq, Some(0));
+    assert_eq!(ledger_bytes(), before);
+
+    // Changed between the check and the append; grown, too.
+    for changed in [edited.clone(), format!("{original}\n{}", fund_create())] {
+        std::fs::write(&file, &original).unwrap();
+        let scanned = import::scan_file(&file, &mut |_| {}).unwrap();
+        let mut progress = |stage: &str, done: u64, _total: u64| {
+            if stage == "appending" && done == 0 {
+                std::fs::write(&file, &changed).unwrap();
+            }
+        };
+        let e =
+            import::import(&mut ledger, &file, &scanned, &[&admin], 3, &mut progress).unwrap_err();
+        assert!(
+            e.message().contains("changed while it was imported")
+                && e.message()
+                    .contains("before line 1 are recorded, none from it on"),
+            "{}",
+            e.message()
+        );
+        assert_eq!(ledger.state().last_seq, Some(0));
+    }
+
+    // Unchanged, it imports.
+    std::fs::write(&file, &original).unwrap();
+    let scanned = import::scan_file(&file, &mut |_| {}).unwrap();
+    let done = import::import(
+        &mut ledger,
+        &file,
+        &scanned,
+        &[&admin],
+        4,
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    assert_eq!((done.events, done.appended), (9, 9));
 }
