@@ -247,8 +247,20 @@ fn changed(path: &Path) -> Error {
 }
 
 fn open(path: &Path) -> Result<std::io::BufReader<std::fs::File>> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| Error::io(format!("cannot read the import file {}", path.display()), e))?;
+    let context = || format!("cannot read the import file {}", path.display());
+    let file = std::fs::File::open(path).map_err(|e| Error::io(context(), e))?;
+    // A pipe (`/dev/stdin`, `<(...)`) cannot be read three times.
+    if !file
+        .metadata()
+        .map_err(|e| Error::io(context(), e))?
+        .is_file()
+    {
+        return Err(Error::input(format!(
+            "the import file {} is not a regular file (an import reads its file three times)",
+            path.display()
+        ))
+        .with_hint("save the events to a file and import that"));
+    }
     Ok(std::io::BufReader::with_capacity(1 << 16, file))
 }
 

@@ -275,6 +275,10 @@ fn malformed_files_are_refused_with_their_line_and_record_nothing() {
         args!["import", ledger.root().join("missing.jsonl")],
     );
     assert_refused(&outcome, "a missing file");
+    // A directory stands for any file that is not a regular one (a pipe).
+    let outcome = ledger.run(Some(&ledger.admin), args!["import", ledger.root()]);
+    assert_refused(&outcome, "a directory");
+    assert!(outcome.2.contains("not a regular file"), "{}", outcome.2);
     let outcome = ledger.run(
         None,
         args!["import", ledger.write_file("ok.jsonl", good.as_bytes())],
