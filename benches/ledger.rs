@@ -429,23 +429,9 @@ fn cycle(i: u64, calls: &mut u64) -> Vec<Event> {
     out
 }
 
-fn build(path: &Path, entries: u64) {
-    let (admin, recorder) = keys();
-    let t0 = 1_700_000_000_000;
-    let mut ledger = Ledger::init(path, "bench.example.org/fund", &admin, "admin", t0).unwrap();
-    ledger
-        .append(AppendRequest {
-            event: Event::KeyEnroll(KeyEnroll {
-                name: "recorder".into(),
-                public_key: b64(&recorder),
-                role: "recorder".into(),
-                partner: None,
-            }),
-            idempotency_key: None,
-            signers: &[&admin],
-            now_unix_ms: t0,
-        })
-        .unwrap();
+/// The fund, its partners and their commitments, and its startups: what
+/// the build and the import append before the first call.
+fn setup_events() -> Vec<Event> {
     let mut setup = vec![Event::FundCreate(FundCreate {
         fund: FUND.into(),
         name: "Benchmark Fund".into(),
@@ -483,9 +469,33 @@ fn build(path: &Path, entries: u64) {
             date: "2014-01-01".into(),
         }));
     }
+    setup
+}
+
+fn build(path: &Path, entries: u64) {
+    let (admin, recorder) = keys();
+    let t0 = 1_700_000_000_000;
+    let mut ledger = Ledger::init(path, "bench.example.org/fund", &admin, "admin", t0).unwrap();
+    ledger
+        .append(AppendRequest {
+            event: Event::KeyEnroll(KeyEnroll {
+                name: "recorder".into(),
+                public_key: b64(&recorder),
+                role: "recorder".into(),
+                partner: None,
+            }),
+            idempotency_key: None,
+            signers: &[&admin],
+            now_unix_ms: t0,
+        })
+        .unwrap();
     let signers = [&recorder];
     ledger
-        .append_batch(setup.into_iter().map(|e| (e, None)).collect(), &signers, t0)
+        .append_batch(
+            setup_events().into_iter().map(|e| (e, None)).collect(),
+            &signers,
+            t0,
+        )
         .unwrap();
     let start_count = ledger.store().count().unwrap();
     let target = entries.max(start_count);
@@ -535,6 +545,64 @@ fn build(path: &Path, entries: u64) {
     println!("RESULT append_eps {:.0}", appending.rate());
     println!("RESULT append_limit_eps {:.0}", limit.rate());
     println!("RESULT append_peak_mib {:.1}", peak_rss_mib());
+}
+
+/// Events the import phase imports at most (a million-entry run would
+/// otherwise spend a minute more on it).
+const IMPORT_EVENTS_MAX: u64 = 100_000;
+
+/// `fundledger import`'s whole path (parse, check, append) on a fresh
+/// ledger, from a JSON Lines file of the build's events (written first,
+/// one cycle at a time, not timed).
+fn import_phase(path: &Path, events: u64) {
+    use std::io::Write;
+    let (admin, _) = keys();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let mut ledger = Ledger::init(path, "bench.example.org/import", &admin, "admin", 0).unwrap();
+    let file = path.with_extension("jsonl");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+    let mut written = 0u64;
+    let (mut i, mut calls) = (0u64, 0u64);
+    let mut pending = setup_events();
+    while written < events {
+        for event in pending.drain(..) {
+            if written == events {
+                break;
+            }
+            let fields = String::from_utf8(event.canonical_bytes().unwrap()).unwrap();
+            writeln!(
+                out,
+                r#"{{"kind":"{}","event":{fields},"idempotency_key":"e{written}"}}"#,
+                event.kind()
+            )
+            .unwrap();
+            written += 1;
+        }
+        pending = cycle(i, &mut calls);
+        i += 1;
+    }
+    drop(pending);
+    out.flush().unwrap();
+    drop(out);
+    let t = Instant::now();
+    let scanned = fundledger::import::scan_file(&file, &mut |_| {}).unwrap();
+    let done = fundledger::import::import(
+        &mut ledger,
+        &file,
+        &scanned,
+        &[&admin],
+        1,
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    let seconds = t.elapsed().as_secs_f64();
+    assert_eq!(done.appended as u64, events);
+    println!("RESULT import_events {events}");
+    println!("RESULT import_eps {:.0}", events as f64 / seconds);
+    println!("RESULT import_peak_mib {:.1}", peak_rss_mib());
+    let _ = std::fs::remove_file(&file);
 }
 
 /// Events per `append_batch` call of the build.
@@ -685,6 +753,7 @@ fn phase(name: &str, path: &Path, entries: u64) {
             println!("RESULT durable_append_eps {:.0}", appending.rate());
             println!("RESULT durable_limit_eps {:.0}", limit.rate());
         }
+        "import" => import_phase(path, entries.min(IMPORT_EVENTS_MAX)),
         "durable-large" => {
             // Single appends on the large ledger, in one process: three
             // of them fall due a state snapshot.
@@ -830,7 +899,7 @@ const USAGE: &str = "fundledger benchmark (see BENCHMARKS.md)
       DIR to target/bench)
   <harness> --phase PHASE --ledger PATH [--entries N]
       one phase alone: build, verify, query, export, verify-export,
-      durable, durable-large";
+      durable, durable-large, import";
 
 /// The harness's arguments: `--flag value` pairs (cargo adds `--bench`).
 /// An unknown or malformed argument stops the run with exit code 2, rather
@@ -899,6 +968,7 @@ fn main() {
     let after_verify = measure_limits(&dir);
     results.extend(run_phase("durable", &dir.join("durable.sqlite"), entries));
     let after_durable = measure_limits(&dir);
+    results.extend(run_phase("import", &dir.join("import.sqlite"), entries));
     results.extend(run_phase("query", &ledger, entries));
     results.extend(run_phase("export", &ledger, entries));
     results.extend(run_phase("verify-export", &ledger, entries));
@@ -1064,6 +1134,15 @@ fn main() {
         "| CSV export of the fund ({:.0} rows, whole export) | {:.0} rows/s | - | - | - | - |",
         get("export_rows"),
         get("export_rows_per_s")
+    );
+    println!(
+        "| `fundledger import` of {:.0} events (parse, check, append; a fresh ledger) | {:.0} events/s | - | - | - | - |",
+        get("import_events"),
+        get("import_eps")
+    );
+    println!(
+        "| peak memory, import | {:.1} MiB | - | - | - | - |",
+        get("import_peak_mib")
     );
     println!(
         "| peak memory, CSV export | {:.1} MiB | - | - | - | - |",
