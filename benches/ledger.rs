@@ -1136,15 +1136,6 @@ fn main() {
         get("export_rows_per_s")
     );
     println!(
-        "| `fundledger import` of {:.0} events (parse, check, append; a fresh ledger) | {:.0} events/s | - | - | - | - |",
-        get("import_events"),
-        get("import_eps")
-    );
-    println!(
-        "| peak memory, import | {:.1} MiB | - | - | - | - |",
-        get("import_peak_mib")
-    );
-    println!(
         "| peak memory, CSV export | {:.1} MiB | - | - | - | - |",
         get("export_peak_mib")
     );
@@ -1155,5 +1146,14 @@ fn main() {
     println!(
         "| peak memory, verify-export | {:.1} MiB | - | - | - | - |",
         get("verify_export_peak_mib")
+    );
+    println!(
+        "| `fundledger import` of {:.0} events (parse, check, append; a fresh ledger) | {:.0} events/s | - | - | - | - |",
+        get("import_events"),
+        get("import_eps")
+    );
+    println!(
+        "| peak memory, import | {:.1} MiB | - | - | - | - |",
+        get("import_peak_mib")
     );
 }
