@@ -143,58 +143,47 @@ fn an_event_the_rules_refuse_records_nothing_and_names_its_line() {
     assert_eq!(ledger.bytes(), before);
 }
 
+/// One idempotency key for two different events is a reuse, not a repeat:
+/// another amount, or another kind with the same fields (a commitment and
+/// a reduction of the same amount), whether the first event is earlier in
+/// the file or recorded by an earlier run.
 #[test]
 fn one_idempotency_key_for_two_different_events_is_refused() {
-    let ledger = TempLedger::new();
-    let lines = vec![
-        fund_create(),
-        partner("gov", "government"),
-        commitment("gov", "600000.00", "commit-gov"),
-        commitment("gov", "700000.00", "commit-gov"),
-    ];
-    let file = write_lines(&ledger, "events.jsonl", &lines);
-    let before = ledger.bytes();
-    let outcome = ledger.run(Some(&ledger.admin), args!["import", &file]);
-    assert_refused(&outcome, "a reused idempotency key");
-    assert!(
-        outcome.2.contains("line 4: ") && outcome.2.contains("idempotency key"),
-        "{}",
-        outcome.2
-    );
-    assert_eq!(ledger.bytes(), before);
-}
-
-/// A commitment and a reduction of the same amount have the same event
-/// fields; one idempotency key for both is a reuse, not a repeat.
-#[test]
-fn one_idempotency_key_for_two_kinds_with_the_same_fields_is_refused() {
-    let ledger = TempLedger::new();
     let reduce = commitment("gov", "600000.00", "commit-gov")
         .replace(r#""kind":"commitment""#, r#""kind":"commitment.reduce""#);
-    let lines = vec![
-        fund_create(),
-        partner("gov", "government"),
-        commitment("gov", "600000.00", "commit-gov"),
-        reduce.clone(),
-    ];
-    let file = write_lines(&ledger, "events.jsonl", &lines);
-    let before = ledger.bytes();
-    let outcome = ledger.run(Some(&ledger.admin), args!["import", &file]);
-    assert_refused(&outcome, "one key for a commitment and its reduction");
-    assert!(
-        outcome.2.contains("line 4: ") && outcome.2.contains("idempotency key"),
-        "{}",
-        outcome.2
-    );
-    assert_eq!(ledger.bytes(), before);
-    // The same, with the commitment recorded by an earlier run.
-    let first = write_lines(&ledger, "first.jsonl", &lines[..3]);
-    ledger.ok(Some(&ledger.admin), args!["import", &first]);
-    let second = write_lines(&ledger, "second.jsonl", &[reduce]);
-    let before = ledger.bytes();
-    let outcome = ledger.run(Some(&ledger.admin), args!["import", &second]);
-    assert_refused(&outcome, "the key of a recorded commitment");
-    assert_eq!(ledger.bytes(), before);
+    for (what, second) in [
+        (
+            "another amount",
+            commitment("gov", "700000.00", "commit-gov"),
+        ),
+        ("another kind, the same fields", reduce),
+    ] {
+        let ledger = TempLedger::new();
+        let lines = vec![
+            fund_create(),
+            partner("gov", "government"),
+            commitment("gov", "600000.00", "commit-gov"),
+            second.clone(),
+        ];
+        let file = write_lines(&ledger, "events.jsonl", &lines);
+        let before = ledger.bytes();
+        let outcome = ledger.run(Some(&ledger.admin), args!["import", &file]);
+        assert_refused(&outcome, what);
+        assert!(
+            outcome.2.contains("line 4: ") && outcome.2.contains("idempotency key"),
+            "{what}: {}",
+            outcome.2
+        );
+        assert_eq!(ledger.bytes(), before, "{what}");
+        // The first event recorded by an earlier run.
+        let first = write_lines(&ledger, "first.jsonl", &lines[..3]);
+        ledger.ok(Some(&ledger.admin), args!["import", &first]);
+        let later = write_lines(&ledger, "later.jsonl", &[second]);
+        let before = ledger.bytes();
+        let outcome = ledger.run(Some(&ledger.admin), args!["import", &later]);
+        assert_refused(&outcome, what);
+        assert_eq!(ledger.bytes(), before, "{what}");
+    }
 }
 
 #[test]
@@ -298,21 +287,70 @@ fn malformed_files_are_refused_with_their_line_and_record_nothing() {
     assert_eq!(ledger.bytes(), before);
 }
 
+/// A ledger opened through the library (not the binary), its admin key,
+/// and where an import file goes, in a directory removed on drop.
+struct LibraryLedger {
+    dir: tempfile::TempDir,
+    admin: ed25519_dalek::SigningKey,
+    ledger: fundledger::ledger::Ledger,
+    file: std::path::PathBuf,
+}
+
+impl LibraryLedger {
+    fn new(origin: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let admin = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        let ledger = fundledger::ledger::Ledger::init(
+            &dir.path().join("ledger.sqlite"),
+            origin,
+            &admin,
+            "admin",
+            1,
+        )
+        .unwrap();
+        let file = dir.path().join("events.jsonl");
+        LibraryLedger {
+            dir,
+            admin,
+            ledger,
+            file,
+        }
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("ledger.sqlite")
+    }
+}
+
+/// [`fundledger::import::import`] with no progress shown.
+fn import_quietly(
+    ledger: &mut fundledger::ledger::Ledger,
+    file: &std::path::Path,
+    scanned: &fundledger::import::Scanned,
+    admin: &ed25519_dalek::SigningKey,
+    now_unix_ms: i64,
+) -> fundledger::Result<fundledger::import::Imported> {
+    fundledger::import::import(
+        ledger,
+        file,
+        scanned,
+        &[admin],
+        now_unix_ms,
+        &mut |_, _, _| {},
+    )
+}
+
 /// Another writer appends between the check and the append (from the
 /// import's progress callback): the import stops with the line and the
 /// ledger's last entry named, keeps what it recorded before, and running
 /// it again records the rest.
 #[test]
 fn a_writer_between_the_check_and_the_append_stops_the_import_cleanly() {
-    use ed25519_dalek::SigningKey;
     use fundledger::import;
     use fundledger::ledger::{AppendRequest, Ledger};
 
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ledger.sqlite");
-    let admin = SigningKey::from_bytes(&[9; 32]);
-    let mut ledger = Ledger::init(&path, "import.example.org/race", &admin, "admin", 1).unwrap();
-    let file = dir.path().join("events.jsonl");
+    let lib = LibraryLedger::new("import.example.org/race");
+    let (path, admin, mut ledger, file) = (lib.path(), lib.admin, lib.ledger, lib.file);
     std::fs::write(&file, nine_lines().join("\n")).unwrap();
     let scanned = import::scan_file(&file, &mut |_| {}).unwrap();
     // The other writer records line 4's idempotency key (an attestation).
@@ -349,15 +387,7 @@ fn a_writer_between_the_check_and_the_append_stops_the_import_cleanly() {
     // Lines 1 to 3 were recorded (entries 2 to 4, after the attestation);
     // line 4 can never be, its key being taken: the rerun names it.
     assert_eq!(ledger.state().last_seq, Some(4));
-    let e = import::import(
-        &mut ledger,
-        &file,
-        &scanned,
-        &[&admin],
-        4,
-        &mut |_, _, _| {},
-    )
-    .unwrap_err();
+    let e = import_quietly(&mut ledger, &file, &scanned, &admin, 4).unwrap_err();
     assert!(e.message().starts_with("line 4: "), "{}", e.message());
     assert_eq!(ledger.state().last_seq, Some(4));
 }
@@ -367,15 +397,10 @@ fn a_writer_between_the_check_and_the_append_stops_the_import_cleanly() {
 /// before anything is recorded from the changed part.
 #[test]
 fn a_file_changed_during_the_import_is_refused_and_records_nothing() {
-    use ed25519_dalek::SigningKey;
     use fundledger::import;
-    use fundledger::ledger::Ledger;
 
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ledger.sqlite");
-    let admin = SigningKey::from_bytes(&[9; 32]);
-    let mut ledger = Ledger::init(&path, "import.example.org/change", &admin, "admin", 1).unwrap();
-    let file = dir.path().join("events.jsonl");
+    let lib = LibraryLedger::new("import.example.org/change");
+    let (path, admin, mut ledger, file) = (lib.path(), lib.admin, lib.ledger, lib.file);
     let original = nine_lines().join("\n");
     let edited = original.replace("600000.00", "600001.00");
     let ledger_bytes = || std::fs::read(&path).unwrap();
@@ -385,15 +410,7 @@ fn a_file_changed_during_the_import_is_refused_and_records_nothing() {
     let scanned = import::scan_file(&file, &mut |_| {}).unwrap();
     std::fs::write(&file, &edited).unwrap();
     let before = ledger_bytes();
-    let e = import::import(
-        &mut ledger,
-        &file,
-        &scanned,
-        &[&admin],
-        2,
-        &mut |_, _, _| {},
-    )
-    .unwrap_err();
+    let e = import_quietly(&mut ledger, &file, &scanned, &admin, 2).unwrap_err();
     assert!(
         e.message().contains("changed while it was imported"),
         "{}",
@@ -426,14 +443,6 @@ fn a_file_changed_during_the_import_is_refused_and_records_nothing() {
     // Unchanged, it imports.
     std::fs::write(&file, &original).unwrap();
     let scanned = import::scan_file(&file, &mut |_| {}).unwrap();
-    let done = import::import(
-        &mut ledger,
-        &file,
-        &scanned,
-        &[&admin],
-        4,
-        &mut |_, _, _| {},
-    )
-    .unwrap();
+    let done = import_quietly(&mut ledger, &file, &scanned, &admin, 4).unwrap();
     assert_eq!((done.events, done.appended), (9, 9));
 }
