@@ -375,6 +375,10 @@ pub enum EventCommand {
     /// first is recorded: a bad line stops the import and records nothing.
     Import {
         file: PathBuf,
+        /// Check every event as the import would (rules, signing policy
+        /// for --key, idempotency keys) and record nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,

@@ -264,14 +264,14 @@ fn open(path: &Path) -> Result<std::io::BufReader<std::fs::File>> {
     Ok(std::io::BufReader::with_capacity(1 << 16, file))
 }
 
-/// Import the file at `path`, which [`scan_file`] read as `scanned`,
-/// signed by `signers`: check every event (nothing is written unless all
-/// pass), then append them through the batch path a chunk at a time, each
-/// chunk read again and compared with its digest from the first reading
-/// (a file that changed in between is refused). `progress(stage, done,
-/// total)` is called with `"checking"`, then `"appending"`, as the import
-/// goes.
-pub fn import(
+/// Check every event of the file at `path`, which [`scan_file`] read as
+/// `scanned`, as an import signed by `signers` would, and record nothing
+/// (the file's second reading, compared with the first). `Ok` says what
+/// the import would do: `appended` counts the events it would append, and
+/// `first_seq` and `last_seq` are the entries they would become if no
+/// other writer appends first. `progress(stage, done, total)` is called
+/// with `"checking"`.
+pub fn check(
     ledger: &mut Ledger,
     path: &Path,
     scanned: &Scanned,
@@ -280,8 +280,6 @@ pub fn import(
     progress: &mut dyn FnMut(&str, u64, u64),
 ) -> Result<Imported> {
     let total = scanned.events as u64;
-
-    // Second reading: check.
     let mut reader = EventReader::new(open(path)?);
     let mut failed = None;
     let mut requests = std::iter::from_fn(|| match reader.next_event() {
@@ -299,15 +297,18 @@ pub fn import(
         now_unix_ms,
         &mut |done| progress("checking", done as u64, total),
     )?;
-    if let Err((_, e)) = checked {
-        // The batch stops at the event refused: the last line read.
-        let line = reader.line;
-        let e = e.map_message(|m| format!("line {line}: {m}; nothing was recorded"));
-        return Err(match e.hint() {
-            Some(_) => e,
-            None => e.with_hint("fix the line and run the import again"),
-        });
-    }
+    let checked = match checked {
+        Ok(checked) => checked,
+        Err((_, e)) => {
+            // The batch stops at the event refused: the last line read.
+            let line = reader.line;
+            let e = e.map_message(|m| format!("line {line}: {m}; nothing was recorded"));
+            return Err(match e.hint() {
+                Some(_) => e,
+                None => e.with_hint("fix the line and run the import again"),
+            });
+        }
+    };
     if let Some(e) = failed {
         return Err(e);
     }
@@ -315,6 +316,33 @@ pub fn import(
         return Err(changed(path));
     }
     progress("checking", total, total);
+    let last = checked.first_seq + checked.new as u64;
+    Ok(Imported {
+        events: scanned.events,
+        appended: checked.new,
+        already_recorded: checked.already_recorded,
+        first_seq: (checked.new > 0).then_some(checked.first_seq),
+        last_seq: (checked.new > 0).then(|| last - 1),
+    })
+}
+
+/// Import the file at `path`, which [`scan_file`] read as `scanned`,
+/// signed by `signers`: [`check`] every event (nothing is written unless
+/// all pass), then append them through the batch path a chunk at a time,
+/// each chunk read again and compared with its digest from the first
+/// reading (a file that changed in between is refused). `progress(stage,
+/// done, total)` is called with `"checking"`, then `"appending"`, as the
+/// import goes.
+pub fn import(
+    ledger: &mut Ledger,
+    path: &Path,
+    scanned: &Scanned,
+    signers: &[&SigningKey],
+    now_unix_ms: i64,
+    progress: &mut dyn FnMut(&str, u64, u64),
+) -> Result<Imported> {
+    check(ledger, path, scanned, signers, now_unix_ms, progress)?;
+    let total = scanned.events as u64;
 
     // Third reading: append, a chunk at a time, each the chunk checked.
     let mut done = Imported {

@@ -729,7 +729,7 @@ impl Ledger {
         signers: &[&SigningKey],
         now_unix_ms: i64,
         progress: &mut dyn FnMut(usize),
-    ) -> Result<std::result::Result<(), (usize, Error)>> {
+    ) -> Result<std::result::Result<BatchChecked, (usize, Error)>> {
         let ids: Vec<_> = signers.iter().map(|k| key_id(&k.verifying_key())).collect();
         let Ledger { store, state } = self;
         let tx = store.begin_append()?;
@@ -739,6 +739,11 @@ impl Ledger {
         let origin = state.origin().unwrap_or_default().to_string();
         let mut state = state.clone();
         let mut next = Next::after(head, now_unix_ms, &origin);
+        let mut outcome = BatchChecked {
+            new: 0,
+            already_recorded: 0,
+            first_seq: next.seq,
+        };
         let mut drafted: std::collections::HashMap<u64, Content> = Default::default();
         let mut batch_keys = Default::default();
         for (index, (event, idempotency_key)) in requests.enumerate() {
@@ -758,8 +763,9 @@ impl Ledger {
             );
             match checked {
                 Err(e) => return Ok(Err((index, e))),
-                Ok(Checked::Recorded(_)) => {}
+                Ok(Checked::Recorded(_)) => outcome.already_recorded += 1,
                 Ok(Checked::New(unsigned)) => {
+                    outcome.new += 1;
                     if reversal_targets.contains(&next.seq) {
                         drafted.insert(next.seq, unsigned.content);
                     }
@@ -768,7 +774,7 @@ impl Ledger {
                 }
             }
         }
-        Ok(Ok(()))
+        Ok(Ok(outcome))
     }
 
     fn append_chunk(
@@ -934,6 +940,19 @@ impl Ledger {
             None => Ok(outcomes),
         }
     }
+}
+
+/// What [`Ledger::check_batch`] found for a batch that passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchChecked {
+    /// Events that would be appended.
+    pub new: usize,
+    /// Events already recorded under their idempotency key.
+    pub already_recorded: usize,
+    /// The sequence number the first new event would get (the entries
+    /// would be `first_seq .. first_seq + new`, if no other writer
+    /// appends first).
+    pub first_seq: u64,
 }
 
 /// The idempotency keys a batch has used so far: each key's entry and the

@@ -378,7 +378,11 @@ fn event_command(cli: &Cli, ev: &EventCommand, propose: Option<&Path>) -> Result
         EventCommand::Import { .. } if propose.is_some() => Err(Error::input(
             "an import cannot be proposed; propose its events one at a time",
         )),
-        EventCommand::Import { file, json } => import_command(cli, file, *json),
+        EventCommand::Import {
+            file,
+            dry_run,
+            json,
+        } => import_command(cli, file, *dry_run, *json),
         EventCommand::Attest { file, note, rec } => {
             let mut f = std::fs::File::open(file)
                 .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
@@ -871,8 +875,9 @@ fn record(cli: &Cli, propose: Option<&Path>, event: Event, rec: &Recording) -> R
     Ok(0)
 }
 
-/// `import`: parse the whole file, then check and append its events.
-fn import_command(cli: &Cli, file: &Path, json: bool) -> Result<u8> {
+/// `import`: parse the whole file, then check and (unless a dry run)
+/// append its events.
+fn import_command(cli: &Cli, file: &Path, dry_run: bool, json: bool) -> Result<u8> {
     let mut progress = Progress::new("importing", json);
     let scanned = fundledger::import::scan_file(file, &mut |read| {
         progress.show(format!("reading {read} events"))
@@ -882,7 +887,12 @@ fn import_command(cli: &Cli, file: &Path, json: bool) -> Result<u8> {
     let key = load_key(key_path(cli)?)?;
     let mut ledger = Ledger::open(&cli.ledger)?;
     let mut progress = Progress::new("importing", json);
-    let done = fundledger::import::import(
+    let run = if dry_run {
+        fundledger::import::check
+    } else {
+        fundledger::import::import
+    };
+    let done = run(
         &mut ledger,
         file,
         &scanned,
@@ -899,12 +909,18 @@ fn import_command(cli: &Cli, file: &Path, json: bool) -> Result<u8> {
     if json {
         print_json(&serde_json::json!({
             "format_version": 1,
+            "dry_run": dry_run,
             "events": done.events,
             "appended": done.appended,
             "already_recorded": done.already_recorded,
             "first_seq": done.first_seq,
             "last_seq": done.last_seq,
         }));
+    } else if dry_run {
+        println!(
+            "checked {} events: {} would be appended ({range}), {} already recorded; nothing was recorded (dry run)",
+            done.events, done.appended, done.already_recorded
+        );
     } else {
         println!(
             "imported {} events: appended {} ({range}), {} already recorded",

@@ -97,11 +97,54 @@ fn import_appends_every_line_and_running_it_again_appends_nothing() {
     assert_eq!(
         summary,
         serde_json::json!({
-            "format_version": 1, "events": 9, "appended": 0, "already_recorded": 9,
-            "first_seq": null, "last_seq": null
+            "format_version": 1, "dry_run": false, "events": 9, "appended": 0,
+            "already_recorded": 9, "first_seq": null, "last_seq": null
         })
     );
     assert_eq!(ledger.bytes(), before, "a second run changed the ledger");
+}
+
+/// `--dry-run` checks every event as the import would and records
+/// nothing: what would be appended, what is already recorded, and the
+/// first event refused.
+#[test]
+fn a_dry_run_says_what_the_import_would_do_and_records_nothing() {
+    let ledger = TempLedger::new();
+    let file = write_lines(&ledger, "events.jsonl", &nine_lines());
+    let before = ledger.bytes();
+    let out = ledger.ok(Some(&ledger.admin), args!["import", &file, "--dry-run"]);
+    assert_eq!(
+        out.trim(),
+        "checked 9 events: 9 would be appended (entries 1 to 9), 0 already recorded; nothing was recorded (dry run)"
+    );
+    assert_eq!(ledger.bytes(), before, "a dry run changed the ledger");
+
+    // Half of it recorded: the dry run of the whole counts the rest.
+    let half = write_lines(&ledger, "half.jsonl", &nine_lines()[..5]);
+    ledger.ok(Some(&ledger.admin), args!["import", &half]);
+    let before = ledger.bytes();
+    let out = ledger.ok(
+        Some(&ledger.admin),
+        args!["import", &file, "--dry-run", "--json"],
+    );
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        summary,
+        serde_json::json!({
+            "format_version": 1, "dry_run": true, "events": 9, "appended": 4,
+            "already_recorded": 5, "first_seq": 6, "last_seq": 9
+        })
+    );
+    assert_eq!(ledger.bytes(), before, "a dry run changed the ledger");
+
+    // A refused event is named as by the import itself.
+    let mut lines = nine_lines();
+    lines[6] = lines[6].replace("60000.00", "60000.001");
+    let bad = write_lines(&ledger, "bad.jsonl", &lines);
+    let outcome = ledger.run(Some(&ledger.admin), args!["import", &bad, "--dry-run"]);
+    assert_refused(&outcome, "a dry run of a bad line");
+    assert!(outcome.2.contains("line 7: "), "{}", outcome.2);
+    assert_eq!(ledger.bytes(), before);
 }
 
 #[test]
