@@ -5,7 +5,7 @@
 //! deterministic, so the bytes are the very ones `ed25519_dalek`'s
 //! `SigningKey::sign` makes for the same key and message (the tests below
 //! check that over random keys and messages, and against RFC 8032's own
-//! vectors). What differs is only how R = [r]B is encoded: a point is held
+//! vectors). What differs is only how `R = [r]B` is encoded: a point is held
 //! in projective coordinates (X:Y:Z) and encoding it needs 1/Z, a field
 //! inversion of about 250 squarings, a quarter of a signature's CPU;
 //! curve25519-dalek 5's `compress_batch_alloc` shares one inversion across

@@ -2019,7 +2019,7 @@ fn head_history(
     Ok(history)
 }
 
-/// Load the fund's history at the ledger's head (see [`head_history`]);
+/// Load the fund's history at the ledger's head (see `head_history`);
 /// `progress` is called with the entries read and the total.
 pub fn load_at_head(
     ledger: &Ledger,

@@ -583,7 +583,7 @@ impl Store {
     /// Begin an append: an IMMEDIATE transaction, so that concurrent
     /// writers (other processes too) queue up and the chain stays linear.
     /// For bulk appends: move the WAL's disk writes and checkpoints to a
-    /// background thread from now on (see [`Writeback`]). Idempotent.
+    /// background thread from now on (see `Writeback`). Idempotent.
     /// (A 16 MiB page cache for bulk appends, instead of SQLite's 2 MB,
     /// gained nothing once the snapshot was stored in pieces: 23,509 and
     /// 23,658/s against 23,793 and 23,295/s at a million entries, runs
