@@ -499,6 +499,30 @@ mod tests {
         assert_ne!(other.digests[0], scanned.digests[0]);
     }
 
+    proptest::proptest! {
+        /// Whatever the bytes, reading them gives events or an error,
+        /// never a panic; an error names a line of the input.
+        #[test]
+        fn any_bytes_read_to_events_or_an_error(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            line in proptest::sample::select(vec![ATTEST.as_bytes().to_vec(), b"{\"kind\":\"call\",\"event\":{},\"idempotency_key\":\"k\"}".to_vec()]),
+            at in 0usize..400,
+        ) {
+            let mut input = bytes.clone();
+            let at = at.min(input.len());
+            input.splice(at..at, line.iter().copied().chain([b'\n']));
+            let lines = input.split(|b| *b == b'\n').count();
+            match read_all(EventReader::new(&input[..])) {
+                Ok(events) => proptest::prop_assert!(events.len() <= lines),
+                Err(e) => proptest::prop_assert!(
+                    e.message().starts_with("line "),
+                    "{}",
+                    e.message()
+                ),
+            }
+        }
+    }
+
     #[test]
     fn a_file_with_no_event_is_refused() {
         let e = scan(&b"\n \r\n"[..], &mut |_| {}).unwrap_err();
