@@ -1058,10 +1058,11 @@ fn sign_group(hashes: &[[u8; 32]], signers: &[&SigningKey]) -> Result<Vec<Vec<En
         .iter()
         .map(|k| entry::sign_many(k, hashes).into_iter())
         .collect();
-    let signed: Vec<Vec<EntrySignature>> = hashes
+    let signed: Option<Vec<Vec<EntrySignature>>> = hashes
         .iter()
-        .map(|_| by_key.iter_mut().filter_map(Iterator::next).collect())
+        .map(|_| by_key.iter_mut().map(Iterator::next).collect())
         .collect();
+    let signed = signed.ok_or_else(|| Error::format("signing produced too few signatures"))?;
     let checks: Vec<SignatureCheck> = hashes
         .iter()
         .zip(&signed)
