@@ -24,9 +24,9 @@ use ed25519_dalek::SigningKey;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::event::{check_idempotency_key, decode_event, Event};
-use crate::ledger::{Appended, Ledger, BATCH_CHUNK_ENTRIES};
+use crate::ledger::{Appended, BatchChecked, Ledger, BATCH_CHUNK_ENTRIES};
 
 /// Most events one import reads. The file is read three times and never
 /// held whole; what grows with it is each event's idempotency key and a
@@ -279,6 +279,26 @@ pub fn check(
     now_unix_ms: i64,
     progress: &mut dyn FnMut(&str, u64, u64),
 ) -> Result<Imported> {
+    let checked = check_events(ledger, path, scanned, signers, now_unix_ms, progress)?;
+    let last = checked.first_seq + checked.new as u64;
+    Ok(Imported {
+        events: scanned.events,
+        appended: checked.new,
+        already_recorded: checked.already_recorded,
+        first_seq: (checked.new > 0).then_some(checked.first_seq),
+        last_seq: (checked.new > 0).then(|| last - 1),
+    })
+}
+
+/// [`check`], giving what [`Ledger::check_batch`] found.
+fn check_events(
+    ledger: &mut Ledger,
+    path: &Path,
+    scanned: &Scanned,
+    signers: &[&SigningKey],
+    now_unix_ms: i64,
+    progress: &mut dyn FnMut(&str, u64, u64),
+) -> Result<BatchChecked> {
     let total = scanned.events as u64;
     let mut reader = EventReader::new(open(path)?);
     let mut failed = None;
@@ -316,14 +336,7 @@ pub fn check(
         return Err(changed(path));
     }
     progress("checking", total, total);
-    let last = checked.first_seq + checked.new as u64;
-    Ok(Imported {
-        events: scanned.events,
-        appended: checked.new,
-        already_recorded: checked.already_recorded,
-        first_seq: (checked.new > 0).then_some(checked.first_seq),
-        last_seq: (checked.new > 0).then(|| last - 1),
-    })
+    Ok(checked)
 }
 
 /// Import the file at `path`, which [`scan_file`] read as `scanned`,
@@ -341,8 +354,12 @@ pub fn import(
     now_unix_ms: i64,
     progress: &mut dyn FnMut(&str, u64, u64),
 ) -> Result<Imported> {
-    check(ledger, path, scanned, signers, now_unix_ms, progress)?;
+    let checked = check_events(ledger, path, scanned, signers, now_unix_ms, progress)?;
     let total = scanned.events as u64;
+    let names_own_entries = scanned
+        .reversal_targets
+        .iter()
+        .any(|seq| *seq >= checked.first_seq);
 
     // Third reading: append, a chunk at a time, each the chunk checked.
     let mut done = Imported {
@@ -372,7 +389,15 @@ pub fn import(
                 format!("{m} (after its check: the events before line {} are recorded, none from it on)", lines.0)
             }));
         }
-        let outcomes = match ledger.append_batch(chunk, signers, now_unix_ms) {
+        // A reversal that names an entry of the file names it by the
+        // position the check gave it: then no other writer may move them.
+        let appended = if names_own_entries {
+            let next_seq = checked.first_seq + done.appended as u64;
+            ledger.append_batch_at(chunk, signers, now_unix_ms, next_seq)
+        } else {
+            ledger.append_batch(chunk, signers, now_unix_ms)
+        };
+        let outcomes = match appended {
             Ok(outcomes) => outcomes,
             Err(e) => {
                 // What the batch committed before it stopped is recorded;
@@ -381,6 +406,11 @@ pub fn import(
                     Some(seq) => format!("the ledger's last entry is now {seq}"),
                     None => "the ledger is empty".into(),
                 };
+                let hint = if names_own_entries && e.kind() == ErrorKind::Conflict {
+                    "the file's reversals of its own entries name numbers that have moved: correct them, then run the import again (the lines already recorded are skipped by their idempotency keys)"
+                } else {
+                    "run the same import again: the lines already recorded are skipped by their idempotency keys"
+                };
                 return Err(e
                     .map_message(|m| {
                         format!(
@@ -388,7 +418,7 @@ pub fn import(
                             lines.0, lines.1
                         )
                     })
-                    .with_hint("run the same import again: the lines already recorded are skipped by their idempotency keys"));
+                    .with_hint(hint));
             }
         };
         for outcome in outcomes {

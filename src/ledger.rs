@@ -685,14 +685,47 @@ impl Ledger {
         signers: &[&SigningKey],
         now_unix_ms: i64,
     ) -> Result<Vec<Appended>> {
+        self.append_batch_from(requests, signers, now_unix_ms, None)
+    }
+
+    /// [`Ledger::append_batch`], where the batch's first new entry must
+    /// get sequence number `next_seq` and its new entries must follow one
+    /// another with no other writer's in between: the positions a
+    /// [`Ledger::check_batch`] of the same batch found (a reversal in the
+    /// batch names an entry of it by its position). Should another writer
+    /// have appended, the chunk it would move is refused whole (a
+    /// `Conflict`), and the entries of the chunks before it stay appended.
+    pub fn append_batch_at(
+        &mut self,
+        requests: Vec<(Event, Option<String>)>,
+        signers: &[&SigningKey],
+        now_unix_ms: i64,
+        next_seq: u64,
+    ) -> Result<Vec<Appended>> {
+        self.append_batch_from(requests, signers, now_unix_ms, Some(next_seq))
+    }
+
+    fn append_batch_from(
+        &mut self,
+        requests: Vec<(Event, Option<String>)>,
+        signers: &[&SigningKey],
+        now_unix_ms: i64,
+        mut next_seq: Option<u64>,
+    ) -> Result<Vec<Appended>> {
         let ids: Vec<_> = signers.iter().map(|k| key_id(&k.verifying_key())).collect();
         self.store.start_writeback()?;
         let mut out = Vec::with_capacity(requests.len());
         let mut requests = requests.into_iter().enumerate().peekable();
         while requests.peek().is_some() {
             let chunk: Vec<_> = requests.by_ref().take(BATCH_CHUNK_ENTRIES).collect();
-            match self.append_chunk(chunk, signers, &ids, now_unix_ms) {
-                Ok(mut done) => out.append(&mut done),
+            match self.append_chunk(chunk, signers, &ids, now_unix_ms, next_seq) {
+                Ok(mut done) => {
+                    out.append(&mut done);
+                    // The next chunk goes on from this one's last entry.
+                    if next_seq.is_some() {
+                        next_seq = Some(self.state.last_seq.map_or(0, |s| s + 1));
+                    }
+                }
                 Err(Stop::Refused(e)) => return Err(e),
                 Err(Stop::Failed(e)) => {
                     // The transaction rolled back: so does the state, rebuilt
@@ -777,12 +810,16 @@ impl Ledger {
         Ok(Ok(outcome))
     }
 
+    /// Append one chunk of a batch; `next_seq`, when given, is the
+    /// position its first new entry must get (see
+    /// [`Ledger::append_batch_at`]).
     fn append_chunk(
         &mut self,
         chunk: Vec<(usize, (Event, Option<String>))>,
         signers: &[&SigningKey],
         ids: &[crate::entry::KeyId],
         now_unix_ms: i64,
+        next_seq: Option<u64>,
     ) -> std::result::Result<Vec<Appended>, Stop> {
         let Ledger { store, state } = self;
         let tx = store.begin_batch_append()?;
@@ -796,6 +833,18 @@ impl Ledger {
         };
         let origin = state.origin().unwrap_or_default().to_string();
         let mut next = Next::after(head, now_unix_ms, &origin);
+        if let Some(expected) = next_seq.filter(|expected| *expected != next.seq) {
+            return Err(Stop::Refused(
+                Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "the ledger's next entry is {}, not {expected} as when the batch was checked: another writer appended in between",
+                        next.seq
+                    ),
+                )
+                .with_hint("check the batch again before appending it; a reversal in it that names an entry of the batch by number must name the new number"),
+            ));
+        }
         let mut snapshot_needed = false;
         let mut refused = None;
         // A pipeline: while this thread checks and hashes entries in order,

@@ -384,44 +384,30 @@ fn import_quietly(
 }
 
 /// Another writer appends between the check and the append (from the
-/// import's progress callback): the import stops with the line and the
-/// ledger's last entry named, keeps what it recorded before, and running
-/// it again records the rest.
+/// import's progress callback), taking the idempotency key of line 4 of a
+/// file that reverses none of its own entries: the import stops with the
+/// line and the ledger's last entry named, keeps what it recorded before,
+/// and running it again names line 4.
 #[test]
 fn a_writer_between_the_check_and_the_append_stops_the_import_cleanly() {
     use fundledger::import;
-    use fundledger::ledger::{AppendRequest, Ledger};
 
     let lib = LibraryLedger::new("import.example.org/race");
     let (path, admin, mut ledger, file) = (lib.path(), lib.admin, lib.ledger, lib.file);
-    std::fs::write(&file, nine_lines().join("\n")).unwrap();
+    std::fs::write(&file, nine_lines()[..8].join("\n")).unwrap();
     let scanned = import::scan_file(&file, &mut |_| {}).unwrap();
-    // The other writer records line 4's idempotency key (an attestation).
-    let mut other = Some(Ledger::open(&path).unwrap());
+    let mut other = Some(fundledger::ledger::Ledger::open(&path).unwrap());
     let mut progress = |stage: &str, done: u64, _total: u64| {
         if stage == "appending" && done == 0 {
             if let Some(mut other) = other.take() {
-                let attest = fundledger::event::Event::Attest(fundledger::event::Attest {
-                    file_name: "a.pdf".into(),
-                    sha256: "00".repeat(32),
-                    size: 1,
-                    note: "n".into(),
-                });
-                other
-                    .append(AppendRequest {
-                        event: attest,
-                        idempotency_key: Some("commit-gov".into()),
-                        signers: &[&admin],
-                        now_unix_ms: 2,
-                    })
-                    .unwrap();
+                attest_from(&mut other, &admin, "commit-gov");
             }
         }
     };
     let e = import::import(&mut ledger, &file, &scanned, &[&admin], 3, &mut progress).unwrap_err();
     assert!(
         e.message()
-            .starts_with("the import stopped in lines 1 to 9")
+            .starts_with("the import stopped in lines 1 to 8")
             && e.message().contains("the ledger's last entry is now 4")
             && e.message().contains("commit-gov"),
         "{}",
@@ -433,6 +419,64 @@ fn a_writer_between_the_check_and_the_append_stops_the_import_cleanly() {
     let e = import_quietly(&mut ledger, &file, &scanned, &admin, 4).unwrap_err();
     assert!(e.message().starts_with("line 4: "), "{}", e.message());
     assert_eq!(ledger.state().last_seq, Some(4));
+}
+
+/// A file whose line 9 reverses the entry line 8 is to become (entry 8):
+/// another writer's entry between the check and the append would move
+/// line 8 to entry 9 and make line 9 reverse line 7's payment instead.
+/// The import stops before recording anything.
+#[test]
+fn a_writer_between_the_check_and_the_append_cannot_move_the_entries_a_reversal_names() {
+    use fundledger::import;
+
+    let lib = LibraryLedger::new("import.example.org/moved");
+    let (path, admin, mut ledger, file) = (lib.path(), lib.admin, lib.ledger, lib.file);
+    std::fs::write(&file, nine_lines().join("\n")).unwrap();
+    let scanned = import::scan_file(&file, &mut |_| {}).unwrap();
+    let mut other = Some(fundledger::ledger::Ledger::open(&path).unwrap());
+    let mut progress = |stage: &str, done: u64, _total: u64| {
+        if stage == "appending" && done == 0 {
+            if let Some(mut other) = other.take() {
+                attest_from(&mut other, &admin, "someone-else");
+            }
+        }
+    };
+    let e = import::import(&mut ledger, &file, &scanned, &[&admin], 3, &mut progress).unwrap_err();
+    assert!(
+        e.message()
+            .starts_with("the import stopped in lines 1 to 9")
+            && e.message()
+                .contains("the ledger's next entry is 2, not 1 as when the batch was checked"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(
+        ledger.state().last_seq,
+        Some(1),
+        "the file's events were recorded"
+    );
+}
+
+/// Another writer's attestation, under `idempotency_key`.
+fn attest_from(
+    other: &mut fundledger::ledger::Ledger,
+    admin: &ed25519_dalek::SigningKey,
+    idempotency_key: &str,
+) {
+    let attest = fundledger::event::Event::Attest(fundledger::event::Attest {
+        file_name: "a.pdf".into(),
+        sha256: "00".repeat(32),
+        size: 1,
+        note: "n".into(),
+    });
+    other
+        .append(fundledger::ledger::AppendRequest {
+            event: attest,
+            idempotency_key: Some(idempotency_key.into()),
+            signers: &[admin],
+            now_unix_ms: 2,
+        })
+        .unwrap();
 }
 
 /// The file is read three times (parse, check, append): a file changed
