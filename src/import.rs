@@ -16,7 +16,6 @@
 //! disk, another writer in between), the entries before are recorded and
 //! the same import, run again, records the rest.
 
-use std::collections::HashSet;
 use std::io::{BufRead, Read};
 use std::path::Path;
 
@@ -26,7 +25,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{check_idempotency_key, decode_event, Event};
-use crate::ledger::{Appended, BatchChecked, Ledger, BATCH_CHUNK_ENTRIES};
+use crate::ledger::{
+    Appended, BatchChecked, BatchRequest, Ledger, ReversalTargets, BATCH_CHUNK_ENTRIES,
+};
 
 /// Most events one import reads. The file is read three times and never
 /// held whole; what grows with it is each event's idempotency key and a
@@ -47,6 +48,19 @@ pub struct ImportLine {
     pub line: usize,
     pub event: Event,
     pub idempotency_key: String,
+    /// For a reversal: the idempotency key of the entry it reverses, when
+    /// the line names it so (its `seq` is set when it is checked).
+    pub reverses: Option<String>,
+}
+
+impl ImportLine {
+    fn into_request(self) -> BatchRequest {
+        BatchRequest {
+            event: self.event,
+            idempotency_key: Some(self.idempotency_key),
+            reverses: self.reverses,
+        }
+    }
 }
 
 /// A line as written: exactly these three members.
@@ -57,6 +71,8 @@ struct LineIn<'a> {
     #[serde(borrow)]
     event: &'a serde_json::value::RawValue,
     idempotency_key: String,
+    #[serde(default)]
+    reverses: Option<String>,
 }
 
 fn line_error(line: usize, message: impl std::fmt::Display) -> Error {
@@ -79,14 +95,45 @@ fn parse_line(line: usize, raw: &[u8]) -> Result<ImportLine> {
             "a genesis entry cannot be imported; create the ledger with `fundledger init`",
         ));
     }
-    let event =
-        decode_event(&parsed.kind, parsed.event).map_err(|e| line_error(line, e.message()))?;
+    let event = match &parsed.reverses {
+        None => decode_event(&parsed.kind, parsed.event),
+        Some(key) => {
+            if parsed.kind != "reversal" {
+                return Err(line_error(
+                    line,
+                    "only a reversal names the entry it reverses (`reverses`)",
+                ));
+            }
+            check_idempotency_key(key).map_err(|e| line_error(line, e.message()))?;
+            reversal_without_seq(parsed.event)
+        }
+    }
+    .map_err(|e| line_error(line, e.message()))?;
     check_idempotency_key(&parsed.idempotency_key).map_err(|e| line_error(line, e.message()))?;
     Ok(ImportLine {
         line,
         event,
         idempotency_key: parsed.idempotency_key,
+        reverses: parsed.reverses,
     })
+}
+
+/// A reversal event written without its `seq` (the line names the entry
+/// by `reverses`): decoded as a reversal of entry 0 until the check sets
+/// the entry's number.
+fn reversal_without_seq(raw: &serde_json::value::RawValue) -> Result<Event> {
+    let mut fields: serde_json::Map<String, serde_json::Value> = serde_json::from_str(raw.get())
+        .map_err(|e| Error::format(format!("reversal event does not decode: {e}")))?;
+    if fields.contains_key("seq") {
+        return Err(Error::format(
+            "a reversal names its entry by `seq` or by `reverses`, not both",
+        ));
+    }
+    fields.insert("seq".into(), 0.into());
+    let json = serde_json::to_string(&fields).map_err(|e| Error::format(e.to_string()))?;
+    let raw =
+        serde_json::value::RawValue::from_string(json).map_err(|e| Error::format(e.to_string()))?;
+    decode_event("reversal", &raw)
 }
 
 /// The events of an import file, parsed one line at a time. Empty lines,
@@ -186,8 +233,8 @@ impl<R: BufRead> EventReader<R> {
 pub struct Scanned {
     /// Events in the file.
     pub events: usize,
-    /// The sequence numbers its reversals name.
-    reversal_targets: HashSet<u64>,
+    /// The entries its reversals name.
+    reversal_targets: ReversalTargets,
     /// The SHA-256 of each chunk of [`BATCH_CHUNK_ENTRIES`] events as read.
     digests: Vec<[u8; 32]>,
 }
@@ -198,10 +245,13 @@ pub struct Scanned {
 /// `progress(read)` is called every [`BATCH_CHUNK_ENTRIES`] events.
 pub fn scan(reader: impl BufRead, progress: &mut dyn FnMut(u64)) -> Result<Scanned> {
     let mut events = EventReader::new(reader);
-    let mut reversal_targets = HashSet::new();
+    let mut reversal_targets = ReversalTargets::default();
     while let Some(line) = events.next_event()? {
         if let Event::Reversal(r) = &line.event {
-            reversal_targets.insert(r.seq);
+            match &line.reverses {
+                Some(key) => reversal_targets.keys.insert(key.clone()),
+                None => reversal_targets.seqs.insert(r.seq),
+            };
         }
         if events.events % BATCH_CHUNK_ENTRIES == 0 {
             progress(events.events as u64);
@@ -303,7 +353,7 @@ fn check_events(
     let mut reader = EventReader::new(open(path)?);
     let mut failed = None;
     let mut requests = std::iter::from_fn(|| match reader.next_event() {
-        Ok(Some(l)) => Some((l.event, Some(l.idempotency_key))),
+        Ok(Some(l)) => Some(l.into_request()),
         Ok(None) => None,
         Err(e) => {
             failed = Some(e);
@@ -358,6 +408,7 @@ pub fn import(
     let total = scanned.events as u64;
     let names_own_entries = scanned
         .reversal_targets
+        .seqs
         .iter()
         .any(|seq| *seq >= checked.first_seq);
 
@@ -380,7 +431,7 @@ pub fn import(
                 lines.0 = l.line;
             }
             lines.1 = l.line;
-            chunk.push((l.event, Some(l.idempotency_key)));
+            chunk.push(l.into_request());
         }
         // The last chunk must end the file (it did when it was checked).
         let grew = index + 1 == scanned.digests.len() && reader.next_event()?.is_some();
@@ -391,13 +442,8 @@ pub fn import(
         }
         // A reversal that names an entry of the file names it by the
         // position the check gave it: then no other writer may move them.
-        let appended = if names_own_entries {
-            let next_seq = checked.first_seq + done.appended as u64;
-            ledger.append_batch_at(chunk, signers, now_unix_ms, next_seq)
-        } else {
-            ledger.append_batch(chunk, signers, now_unix_ms)
-        };
-        let outcomes = match appended {
+        let next_seq = names_own_entries.then(|| checked.first_seq + done.appended as u64);
+        let outcomes = match ledger.append_batch_at(chunk, signers, now_unix_ms, next_seq) {
             Ok(outcomes) => outcomes,
             Err(e) => {
                 // What the batch committed before it stopped is recorded;

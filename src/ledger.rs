@@ -685,6 +685,7 @@ impl Ledger {
         signers: &[&SigningKey],
         now_unix_ms: i64,
     ) -> Result<Vec<Appended>> {
+        let requests = requests.into_iter().map(BatchRequest::from).collect();
         self.append_batch_from(requests, signers, now_unix_ms, None)
     }
 
@@ -695,19 +696,22 @@ impl Ledger {
     /// batch names an entry of it by its position). Should another writer
     /// have appended, the chunk it would move is refused whole (a
     /// `Conflict`), and the entries of the chunks before it stay appended.
+    ///
+    /// With `next_seq` `None`, this is [`Ledger::append_batch`] of
+    /// [`BatchRequest`]s (which may name the entries they reverse by key).
     pub fn append_batch_at(
         &mut self,
-        requests: Vec<(Event, Option<String>)>,
+        requests: Vec<BatchRequest>,
         signers: &[&SigningKey],
         now_unix_ms: i64,
-        next_seq: u64,
+        next_seq: Option<u64>,
     ) -> Result<Vec<Appended>> {
-        self.append_batch_from(requests, signers, now_unix_ms, Some(next_seq))
+        self.append_batch_from(requests, signers, now_unix_ms, next_seq)
     }
 
     fn append_batch_from(
         &mut self,
-        requests: Vec<(Event, Option<String>)>,
+        requests: Vec<BatchRequest>,
         signers: &[&SigningKey],
         now_unix_ms: i64,
         mut next_seq: Option<u64>,
@@ -757,8 +761,8 @@ impl Ledger {
     /// [`BATCH_COMMIT_ENTRIES`] events.
     pub fn check_batch(
         &mut self,
-        requests: &mut dyn Iterator<Item = (Event, Option<String>)>,
-        reversal_targets: &std::collections::HashSet<u64>,
+        requests: &mut dyn Iterator<Item = BatchRequest>,
+        reversal_targets: &ReversalTargets,
         signers: &[&SigningKey],
         now_unix_ms: i64,
         progress: &mut dyn FnMut(usize),
@@ -779,7 +783,7 @@ impl Ledger {
         };
         let mut drafted: std::collections::HashMap<u64, Content> = Default::default();
         let mut batch_keys = Default::default();
-        for (index, (event, idempotency_key)) in requests.enumerate() {
+        for (index, request) in requests.enumerate() {
             if index % BATCH_COMMIT_ENTRIES == 0 {
                 progress(index);
             }
@@ -791,15 +795,14 @@ impl Ledger {
                 &ids,
                 &mut batch_keys,
                 &pending,
-                event,
-                idempotency_key,
+                request,
             );
             match checked {
                 Err(e) => return Ok(Err((index, e))),
                 Ok(Checked::Recorded(_)) => outcome.already_recorded += 1,
                 Ok(Checked::New(unsigned)) => {
                     outcome.new += 1;
-                    if reversal_targets.contains(&next.seq) {
+                    if reversal_targets.names(next.seq, unsigned.idempotency_key.as_deref()) {
                         drafted.insert(next.seq, unsigned.content);
                     }
                     next.prev = unsigned.hash;
@@ -815,7 +818,7 @@ impl Ledger {
     /// [`Ledger::append_batch_at`]).
     fn append_chunk(
         &mut self,
-        chunk: Vec<(usize, (Event, Option<String>))>,
+        chunk: Vec<(usize, BatchRequest)>,
         signers: &[&SigningKey],
         ids: &[crate::entry::KeyId],
         now_unix_ms: i64,
@@ -916,7 +919,7 @@ impl Ledger {
                     }
                     Ok(())
                 };
-            for (index, (event, idempotency_key)) in chunk {
+            for (index, request) in chunk {
                 let pending = |s: u64| {
                     group
                         .iter()
@@ -924,16 +927,8 @@ impl Ledger {
                         .find(|draft| draft.content.seq == s)
                         .map(|draft| &draft.content)
                 };
-                let checked = check_batch_event(
-                    state,
-                    &tx,
-                    &next,
-                    ids,
-                    &mut batch_keys,
-                    &pending,
-                    event,
-                    idempotency_key,
-                );
+                let checked =
+                    check_batch_event(state, &tx, &next, ids, &mut batch_keys, &pending, request);
                 match checked {
                     Err(e) => {
                         refused = Some(e.map_message(|m| format!("batch event {index}: {m}")));
@@ -991,6 +986,47 @@ impl Ledger {
     }
 }
 
+/// One event of a batch and its idempotency key. A reversal may name the
+/// entry it reverses by that entry's idempotency key (`reverses`) instead
+/// of its sequence number: the key is looked up (among the batch's entries
+/// before it, then the ledger's) when the event is checked, and its entry's
+/// number set in the reversal, so that it holds wherever the batch lands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRequest {
+    pub event: Event,
+    pub idempotency_key: Option<String>,
+    /// For a reversal: the idempotency key of the entry it reverses (its
+    /// `seq` is then set from it).
+    pub reverses: Option<String>,
+}
+
+impl From<(Event, Option<String>)> for BatchRequest {
+    fn from((event, idempotency_key): (Event, Option<String>)) -> BatchRequest {
+        BatchRequest {
+            event,
+            idempotency_key,
+            reverses: None,
+        }
+    }
+}
+
+/// The entries a batch's reversals name, by sequence number or by
+/// idempotency key: [`Ledger::check_batch`] keeps the drafted contents of
+/// those among the batch's own entries (a reversal reads the entry it
+/// negates).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReversalTargets {
+    pub seqs: std::collections::HashSet<u64>,
+    pub keys: std::collections::HashSet<String>,
+}
+
+impl ReversalTargets {
+    /// Whether the entry at `seq` with `idempotency_key` is named.
+    fn names(&self, seq: u64, idempotency_key: Option<&str>) -> bool {
+        self.seqs.contains(&seq) || idempotency_key.is_some_and(|k| self.keys.contains(k))
+    }
+}
+
 /// What [`Ledger::check_batch`] found for a batch that passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchChecked {
@@ -1022,9 +1058,34 @@ fn check_batch_event<'p>(
     ids: &[crate::entry::KeyId],
     batch_keys: &mut BatchKeys,
     pending: &dyn Fn(u64) -> Option<&'p Content>,
-    event: Event,
-    idempotency_key: Option<String>,
+    request: BatchRequest,
 ) -> Result<Checked> {
+    let BatchRequest {
+        mut event,
+        idempotency_key,
+        reverses,
+    } = request;
+    if let Some(key) = &reverses {
+        let seq = match batch_keys.get(key) {
+            Some((seq, _)) => *seq,
+            None => match tx.find_idempotency_key(key)? {
+                Some(row) => decode_row(&row)?.0.content.seq,
+                None => {
+                    return Err(Error::input(format!(
+                        "no entry has the idempotency key {key:?}, which the reversal names"
+                    )))
+                }
+            },
+        };
+        match &mut event {
+            Event::Reversal(r) => r.seq = seq,
+            _ => {
+                return Err(Error::input(
+                    "only a reversal names the entry it reverses by idempotency key",
+                ))
+            }
+        }
+    }
     if let Some(key) = &idempotency_key {
         crate::event::check_idempotency_key(key)?;
         let canonical = event.canonical_bytes()?;

@@ -383,28 +383,50 @@ fn import_quietly(
     )
 }
 
-/// Another writer appends between the check and the append (from the
-/// import's progress callback), taking the idempotency key of line 4 of a
-/// file that reverses none of its own entries: the import stops with the
-/// line and the ledger's last entry named, keeps what it recorded before,
-/// and running it again names line 4.
-#[test]
-fn a_writer_between_the_check_and_the_append_stops_the_import_cleanly() {
+/// Import `lines` into `lib` while another writer appends an attestation
+/// under `other_key` between the check and the append (from the import's
+/// progress callback). Returns the file's scan and the import's outcome.
+fn import_with_a_writer_in_between(
+    lib: &mut LibraryLedger,
+    lines: &[String],
+    other_key: &str,
+) -> (
+    fundledger::import::Scanned,
+    fundledger::Result<fundledger::import::Imported>,
+) {
     use fundledger::import;
-
-    let lib = LibraryLedger::new("import.example.org/race");
-    let (path, admin, mut ledger, file) = (lib.path(), lib.admin, lib.ledger, lib.file);
-    std::fs::write(&file, nine_lines()[..8].join("\n")).unwrap();
-    let scanned = import::scan_file(&file, &mut |_| {}).unwrap();
-    let mut other = Some(fundledger::ledger::Ledger::open(&path).unwrap());
+    std::fs::write(&lib.file, lines.join("\n")).unwrap();
+    let scanned = import::scan_file(&lib.file, &mut |_| {}).unwrap();
+    let mut other = Some(fundledger::ledger::Ledger::open(&lib.path()).unwrap());
+    let admin = lib.admin.clone();
     let mut progress = |stage: &str, done: u64, _total: u64| {
         if stage == "appending" && done == 0 {
             if let Some(mut other) = other.take() {
-                attest_from(&mut other, &admin, "commit-gov");
+                attest_from(&mut other, &admin, other_key);
             }
         }
     };
-    let e = import::import(&mut ledger, &file, &scanned, &[&admin], 3, &mut progress).unwrap_err();
+    let outcome = import::import(
+        &mut lib.ledger,
+        &lib.file,
+        &scanned,
+        &[&lib.admin],
+        3,
+        &mut progress,
+    );
+    (scanned, outcome)
+}
+
+/// Another writer takes the idempotency key of line 4 of a file that
+/// reverses none of its own entries, between the check and the append:
+/// the import stops with the line and the ledger's last entry named, keeps
+/// what it recorded before, and running it again names line 4.
+#[test]
+fn a_writer_between_the_check_and_the_append_stops_the_import_cleanly() {
+    let mut lib = LibraryLedger::new("import.example.org/race");
+    let (scanned, outcome) =
+        import_with_a_writer_in_between(&mut lib, &nine_lines()[..8], "commit-gov");
+    let e = outcome.unwrap_err();
     assert!(
         e.message()
             .starts_with("the import stopped in lines 1 to 8")
@@ -415,10 +437,10 @@ fn a_writer_between_the_check_and_the_append_stops_the_import_cleanly() {
     );
     // Lines 1 to 3 were recorded (entries 2 to 4, after the attestation);
     // line 4 can never be, its key being taken: the rerun names it.
-    assert_eq!(ledger.state().last_seq, Some(4));
-    let e = import_quietly(&mut ledger, &file, &scanned, &admin, 4).unwrap_err();
+    assert_eq!(lib.ledger.state().last_seq, Some(4));
+    let e = import_quietly(&mut lib.ledger, &lib.file, &scanned, &lib.admin, 4).unwrap_err();
     assert!(e.message().starts_with("line 4: "), "{}", e.message());
-    assert_eq!(ledger.state().last_seq, Some(4));
+    assert_eq!(lib.ledger.state().last_seq, Some(4));
 }
 
 /// A file whose line 9 reverses the entry line 8 is to become (entry 8):
@@ -427,21 +449,9 @@ fn a_writer_between_the_check_and_the_append_stops_the_import_cleanly() {
 /// The import stops before recording anything.
 #[test]
 fn a_writer_between_the_check_and_the_append_cannot_move_the_entries_a_reversal_names() {
-    use fundledger::import;
-
-    let lib = LibraryLedger::new("import.example.org/moved");
-    let (path, admin, mut ledger, file) = (lib.path(), lib.admin, lib.ledger, lib.file);
-    std::fs::write(&file, nine_lines().join("\n")).unwrap();
-    let scanned = import::scan_file(&file, &mut |_| {}).unwrap();
-    let mut other = Some(fundledger::ledger::Ledger::open(&path).unwrap());
-    let mut progress = |stage: &str, done: u64, _total: u64| {
-        if stage == "appending" && done == 0 {
-            if let Some(mut other) = other.take() {
-                attest_from(&mut other, &admin, "someone-else");
-            }
-        }
-    };
-    let e = import::import(&mut ledger, &file, &scanned, &[&admin], 3, &mut progress).unwrap_err();
+    let mut lib = LibraryLedger::new("import.example.org/moved");
+    let (_, outcome) = import_with_a_writer_in_between(&mut lib, &nine_lines(), "someone-else");
+    let e = outcome.unwrap_err();
     assert!(
         e.message()
             .starts_with("the import stopped in lines 1 to 9")
@@ -450,11 +460,98 @@ fn a_writer_between_the_check_and_the_append_cannot_move_the_entries_a_reversal_
         "{}",
         e.message()
     );
+    assert!(
+        e.hint().is_some_and(|h| h.contains("correct them")),
+        "{:?}",
+        e.hint()
+    );
     assert_eq!(
-        ledger.state().last_seq,
+        lib.ledger.state().last_seq,
         Some(1),
         "the file's events were recorded"
     );
+}
+
+/// A reversal that names the entry it reverses by its idempotency key
+/// (`reverses`) reverses that entry wherever the file's entries land: here
+/// another writer appends between the check and the append, and line 9
+/// still reverses line 8's commitment; a rerun appends nothing.
+#[test]
+fn a_reversal_naming_its_entry_by_key_reverses_it_wherever_it_lands() {
+    let mut lib = LibraryLedger::new("import.example.org/by-key");
+    let mut lines = nine_lines();
+    lines[8] = r#"{"kind":"reversal","event":{"reason":"recorded by mistake","date":"2026-02-11"},"reverses":"commit-vc-typo","idempotency_key":"reverse-typo"}"#.into();
+    let (scanned, outcome) = import_with_a_writer_in_between(&mut lib, &lines, "someone-else");
+    let done = outcome.unwrap();
+    assert_eq!(
+        (done.appended, done.first_seq, done.last_seq),
+        (9, Some(2), Some(10))
+    );
+    // Line 8 became entry 9, and entry 10 reverses it.
+    assert_eq!(lib.ledger.state().last_seq, Some(10));
+    let reversal = lib.ledger.store().get(10).unwrap().unwrap();
+    let (_, body) = fundledger::ledger::decode_row(&reversal).unwrap();
+    match body.event {
+        fundledger::event::Event::Reversal(r) => assert_eq!(r.seq, 9),
+        other => panic!("entry 10 is {other:?}"),
+    }
+    let again = import_quietly(&mut lib.ledger, &lib.file, &scanned, &lib.admin, 4).unwrap();
+    assert_eq!((again.appended, again.already_recorded), (0, 9));
+}
+
+/// `reverses` is for reversals only, with no `seq` beside it, and names a
+/// key that an earlier line or entry has.
+#[test]
+fn a_reversal_by_key_of_no_entry_or_on_another_kind_is_refused() {
+    let ledger = TempLedger::new();
+    let by_key = |event: &str, reverses: &str| {
+        format!(
+            r#"{{"kind":"reversal","event":{event},"reverses":"{reverses}","idempotency_key":"r"}}"#
+        )
+    };
+    let reason = r#"{"reason":"r","date":"2026-02-11"}"#;
+    for (what, last, expected) in [
+        (
+            "a key no entry has",
+            by_key(reason, "nobody"),
+            "line 4: no entry has the idempotency key \"nobody\"",
+        ),
+        (
+            "a key of a later line",
+            by_key(reason, "commit-gov-2"),
+            "line 4: no entry has the idempotency key",
+        ),
+        (
+            "seq and reverses both",
+            by_key(
+                r#"{"seq":3,"reason":"r","date":"2026-02-11"}"#,
+                "commit-gov",
+            ),
+            "line 4: a reversal names its entry by `seq` or by `reverses`, not both",
+        ),
+        (
+            "reverses on a commitment",
+            commitment("gov", "1.00", "c2").replace(
+                r#","idempotency_key""#,
+                r#","reverses":"commit-gov","idempotency_key""#,
+            ),
+            "line 4: only a reversal names the entry it reverses",
+        ),
+    ] {
+        let lines = vec![
+            fund_create(),
+            partner("gov", "government"),
+            commitment("gov", "600000.00", "commit-gov"),
+            last,
+            commitment("gov", "1.00", "commit-gov-2"),
+        ];
+        let file = write_lines(&ledger, "events.jsonl", &lines);
+        let before = ledger.bytes();
+        let outcome = ledger.run(Some(&ledger.admin), args!["import", &file]);
+        assert_refused(&outcome, what);
+        assert!(outcome.2.contains(expected), "{what}: {}", outcome.2);
+        assert_eq!(ledger.bytes(), before, "{what}");
+    }
 }
 
 /// Another writer's attestation, under `idempotency_key`.
