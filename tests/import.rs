@@ -630,3 +630,189 @@ fn a_file_changed_during_the_import_is_refused_and_records_nothing() {
     let done = import_quietly(&mut ledger, &file, &scanned, &admin, 4).unwrap();
     assert_eq!((done.events, done.appended), (9, 9));
 }
+
+mod check_agrees_with_append {
+    //! The contract `import --dry-run` and the import's all-or-nothing
+    //! rest on: `Ledger::check_batch` refuses exactly the event that
+    //! `Ledger::append_batch_at` would stop at, with the same error, and
+    //! otherwise counts exactly what it appends.
+
+    use ed25519_dalek::SigningKey;
+    use fundledger::event::{Attest, Call, Contribution, Event, FundAmount, Reversal};
+    use fundledger::ledger::{Appended, BatchRequest, Ledger, ReversalTargets};
+    use proptest::prelude::*;
+
+    const FUND: &str = "f1";
+
+    fn usd(units: u64) -> String {
+        format!("{}.{:02}", units / 100, units % 100)
+    }
+
+    /// One event of a small alphabet (rules refuse some: calls above the
+    /// commitments, payments of calls that do not exist, reversals of
+    /// entries that cannot be reversed, reused keys).
+    fn request() -> impl Strategy<Value = BatchRequest> {
+        let key = prop::option::weighted(0.5, (0u8..12).prop_map(|k| format!("k{k}")));
+        let partner = prop::sample::select(vec!["gov", "vc"]);
+        prop_oneof![
+            3 => (partner.clone(), 0u64..40_000, key.clone()).prop_map(|(p, cents, key)| {
+                request_of(
+                    Event::Commitment(FundAmount {
+                        fund: FUND.into(),
+                        partner: p.into(),
+                        amount: usd(cents),
+                        currency: "USD".into(),
+                        date: "2026-01-02".into(),
+                        memo: None,
+                    }),
+                    key,
+                )
+            }),
+            2 => (1u64..50_000, key.clone()).prop_map(|(cents, key)| {
+                request_of(
+                    Event::Call(Call {
+                        fund: FUND.into(),
+                        amount: usd(cents),
+                        currency: "USD".into(),
+                        purpose: "investment".into(),
+                        date: "2026-02-01".into(),
+                        due_date: "2026-03-01".into(),
+                        memo: None,
+                    }),
+                    key,
+                )
+            }),
+            3 => (partner, prop::sample::select(vec![1u64, 1, 1, 2]), 1u64..25_000, key.clone()).prop_map(|(p, call, cents, key)| {
+                request_of(
+                    Event::Contribution(Contribution {
+                        fund: FUND.into(),
+                        partner: p.into(),
+                        call,
+                        amount: usd(cents),
+                        currency: "USD".into(),
+                        date: "2026-02-10".into(),
+                        memo: None,
+                    }),
+                    key,
+                )
+            }),
+            1 => (4u64..14, key.clone()).prop_map(|(seq, key)| request_of(reversal(seq), key)),
+            1 => ((0u8..12).prop_map(|k| format!("k{k}")), key.clone()).prop_map(|(target, key)| {
+                BatchRequest {
+                    reverses: Some(target),
+                    ..request_of(reversal(0), key)
+                }
+            }),
+            2 => key.prop_map(|key| request_of(
+                Event::Attest(Attest {
+                    file_name: "a.pdf".into(),
+                    sha256: "00".repeat(32),
+                    size: 1,
+                    note: "n".into(),
+                }),
+                key,
+            )),
+        ]
+    }
+
+    fn reversal(seq: u64) -> Event {
+        Event::Reversal(Reversal {
+            seq,
+            reason: "r".into(),
+            date: "2026-02-11".into(),
+        })
+    }
+
+    fn request_of(event: Event, idempotency_key: Option<String>) -> BatchRequest {
+        BatchRequest {
+            event,
+            idempotency_key,
+            reverses: None,
+        }
+    }
+
+    /// A ledger with the fund, its two partners, their commitments and a
+    /// first call (entries 0 to 6).
+    fn ledger(dir: &std::path::Path, admin: &SigningKey) -> Ledger {
+        let mut ledger = Ledger::init(
+            &dir.join("l.sqlite"),
+            "import.example.org/agree",
+            admin,
+            "admin",
+            1,
+        )
+        .unwrap();
+        let setup = [
+            r#"{"fund.create":{"fund":"f1","name":"Fund One","currency":"USD","jurisdiction":"AE","vintage":2026,"management_fee_rate":"0.02","management_fee_basis":"committed","date":"2026-01-01"}}"#,
+            r#"{"partner.add":{"partner":"gov","legal_name":"Gov","partner_type":"government","country":"AE","date":"2026-01-01"}}"#,
+            r#"{"partner.add":{"partner":"vc","legal_name":"VC","partner_type":"private","country":"AE","date":"2026-01-01"}}"#,
+            r#"{"commitment":{"fund":"f1","partner":"gov","amount":"100000.00","currency":"USD","date":"2026-01-02"}}"#,
+            r#"{"commitment":{"fund":"f1","partner":"vc","amount":"100000.00","currency":"USD","date":"2026-01-02"}}"#,
+            r#"{"call":{"fund":"f1","amount":"1000.00","currency":"USD","purpose":"investment","date":"2026-02-01","due_date":"2026-03-01"}}"#,
+        ];
+        let events = setup
+            .iter()
+            .map(|json| (serde_json::from_str::<Event>(json).unwrap(), None))
+            .collect();
+        ledger.append_batch(events, &[admin], 1).unwrap();
+        ledger
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn check_batch_refuses_and_counts_what_append_batch_does(
+            mut requests in prop::collection::vec(request(), 1..14),
+            repeats in prop::collection::vec(
+                (any::<prop::sample::Index>(), any::<prop::sample::Index>()),
+                0..3,
+            ),
+        ) {
+            // Some events again, later in the batch (a repeat with its
+            // key is already recorded; without one, a new entry).
+            for (from, to) in repeats {
+                let from = from.index(requests.len());
+                let to = from + 1 + to.index(requests.len() - from);
+                requests.insert(to, requests[from].clone());
+            }
+            let admin = SigningKey::from_bytes(&[9; 32]);
+            let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+            let mut checked_ledger = ledger(a.path(), &admin);
+            let mut appended_ledger = ledger(b.path(), &admin);
+            let before = std::fs::read(a.path().join("l.sqlite")).unwrap();
+
+            let targets = ReversalTargets {
+                seqs: requests.iter().filter_map(|r| match &r.event {
+                    Event::Reversal(rev) if r.reverses.is_none() => Some(rev.seq),
+                    _ => None,
+                }).collect(),
+                keys: requests.iter().filter_map(|r| r.reverses.clone()).collect(),
+            };
+            let checked = checked_ledger
+                .check_batch(&mut requests.clone().into_iter(), &targets, &[&admin], 2, &mut |_| {})
+                .unwrap();
+            prop_assert_eq!(std::fs::read(a.path().join("l.sqlite")).unwrap(), before);
+            let appended = appended_ledger.append_batch_at(requests.clone(), &[&admin], 2, Some(7));
+            match (checked, appended) {
+                (Ok(counts), Ok(outcomes)) => {
+                    let new = outcomes.iter().filter(|o| matches!(o, Appended::New { .. })).count();
+                    prop_assert_eq!((counts.new, counts.already_recorded), (new, outcomes.len() - new));
+                    prop_assert_eq!(counts.first_seq, 7);
+                }
+                (Err((index, e)), Err(stopped)) => {
+                    prop_assert_eq!(
+                        stopped.message().to_string(),
+                        format!("batch event {index}: {}", e.message())
+                    );
+                }
+                (checked, appended) => prop_assert!(
+                    false,
+                    "check {:?} but append {:?}",
+                    checked.map_err(|(i, e)| (i, e.message().to_string())),
+                    appended.map_err(|e| e.message().to_string())
+                ),
+            }
+        }
+    }
+}
