@@ -685,7 +685,8 @@ impl Ledger {
         signers: &[&SigningKey],
         now_unix_ms: i64,
     ) -> Result<Vec<Appended>> {
-        let requests = requests.into_iter().map(BatchRequest::from).collect();
+        // Converted a chunk at a time, not into a second whole batch.
+        let requests = requests.into_iter().map(BatchRequest::from);
         self.append_batch_from(requests, signers, now_unix_ms, None)
     }
 
@@ -706,12 +707,12 @@ impl Ledger {
         now_unix_ms: i64,
         next_seq: Option<u64>,
     ) -> Result<Vec<Appended>> {
-        self.append_batch_from(requests, signers, now_unix_ms, next_seq)
+        self.append_batch_from(requests.into_iter(), signers, now_unix_ms, next_seq)
     }
 
     fn append_batch_from(
         &mut self,
-        requests: Vec<BatchRequest>,
+        requests: impl ExactSizeIterator<Item = BatchRequest>,
         signers: &[&SigningKey],
         now_unix_ms: i64,
         mut next_seq: Option<u64>,
@@ -719,7 +720,7 @@ impl Ledger {
         let ids: Vec<_> = signers.iter().map(|k| key_id(&k.verifying_key())).collect();
         self.store.start_writeback()?;
         let mut out = Vec::with_capacity(requests.len());
-        let mut requests = requests.into_iter().enumerate().peekable();
+        let mut requests = requests.enumerate().peekable();
         while requests.peek().is_some() {
             let chunk: Vec<_> = requests.by_ref().take(BATCH_CHUNK_ENTRIES).collect();
             match self.append_chunk(chunk, signers, &ids, now_unix_ms, next_seq) {
