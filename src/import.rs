@@ -44,13 +44,13 @@ pub const IMPORT_LINE_BYTES_MAX: usize = 1024 * 1024;
 
 /// One event to import, and the line it came from (1-based).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImportLine {
-    pub line: usize,
-    pub event: Event,
-    pub idempotency_key: String,
+struct ImportLine {
+    line: usize,
+    event: Event,
+    idempotency_key: String,
     /// For a reversal: the idempotency key of the entry it reverses, when
     /// the line names it so (its `seq` is set when it is checked).
-    pub reverses: Option<String>,
+    reverses: Option<String>,
 }
 
 impl ImportLine {
