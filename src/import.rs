@@ -412,7 +412,8 @@ pub fn import(
         .iter()
         .any(|seq| *seq >= checked.first_seq);
 
-    // Third reading: append, a chunk at a time, each the chunk checked.
+    // Third reading: append, a chunk at a time, each chunk first compared
+    // with its digest from the first reading.
     let mut done = Imported {
         events: scanned.events,
         appended: 0,

@@ -76,6 +76,22 @@ fn write_lines(ledger: &TempLedger, name: &str, lines: &[String]) -> std::path::
     ledger.write_file(name, format!("{}\n", lines.join("\n")).as_bytes())
 }
 
+/// Run `args` with `key`: the import must be refused (exit code 2) with
+/// `expected` in its message, and leave the ledger byte for byte as it was.
+fn assert_import_refused(
+    ledger: &TempLedger,
+    key: &std::path::Path,
+    args: Vec<std::ffi::OsString>,
+    what: &str,
+    expected: &str,
+) {
+    let before = ledger.bytes();
+    let outcome = ledger.run(Some(key), args);
+    assert_refused(&outcome, what);
+    assert!(outcome.2.contains(expected), "{what}: {}", outcome.2);
+    assert_eq!(ledger.bytes(), before, "{what} changed the ledger");
+}
+
 #[test]
 fn import_appends_every_line_and_running_it_again_appends_nothing() {
     let ledger = TempLedger::new();
@@ -141,10 +157,13 @@ fn a_dry_run_says_what_the_import_would_do_and_records_nothing() {
     let mut lines = nine_lines();
     lines[6] = lines[6].replace("60000.00", "60000.001");
     let bad = write_lines(&ledger, "bad.jsonl", &lines);
-    let outcome = ledger.run(Some(&ledger.admin), args!["import", &bad, "--dry-run"]);
-    assert_refused(&outcome, "a dry run of a bad line");
-    assert!(outcome.2.contains("line 7: "), "{}", outcome.2);
-    assert_eq!(ledger.bytes(), before);
+    assert_import_refused(
+        &ledger,
+        &ledger.admin,
+        args!["import", &bad, "--dry-run"],
+        "a dry run of a bad line",
+        "line 7: ",
+    );
 }
 
 #[test]
@@ -180,9 +199,13 @@ fn an_event_the_rules_refuse_records_nothing_and_names_its_line() {
         "reverse-42",
     );
     let file = write_lines(&ledger, "events.jsonl", &lines);
-    let outcome = ledger.run(Some(&ledger.admin), args!["import", &file]);
-    assert_refused(&outcome, "a reversal of no entry");
-    assert!(outcome.2.contains("line 9: "), "{}", outcome.2);
+    assert_import_refused(
+        &ledger,
+        &ledger.admin,
+        args!["import", &file],
+        "a reversal of no entry",
+        "line 9: ",
+    );
     assert_eq!(ledger.bytes(), before);
 }
 
@@ -234,11 +257,13 @@ fn the_signing_policy_applies_to_every_imported_event() {
     let ledger = TempLedger::new();
     let auditor = ledger.enroll("auditor", "auditor");
     let file = write_lines(&ledger, "events.jsonl", &nine_lines());
-    let before = ledger.bytes();
-    let outcome = ledger.run(Some(&auditor), args!["import", &file]);
-    assert_refused(&outcome, "an auditor importing fund events");
-    assert!(outcome.2.contains("line 1: "), "{}", outcome.2);
-    assert_eq!(ledger.bytes(), before);
+    assert_import_refused(
+        &ledger,
+        &auditor,
+        args!["import", &file],
+        "an auditor importing fund events",
+        "line 1: ",
+    );
 }
 
 #[test]
@@ -297,9 +322,13 @@ fn malformed_files_are_refused_with_their_line_and_record_nothing() {
     let before = ledger.bytes();
     for (what, bytes, expected) in cases {
         let file = ledger.write_file("bad.jsonl", &bytes);
-        let outcome = ledger.run(Some(&ledger.admin), args!["import", &file]);
-        assert_refused(&outcome, what);
-        assert!(outcome.2.contains(expected), "{what}: {}", outcome.2);
+        assert_import_refused(
+            &ledger,
+            &ledger.admin,
+            args!["import", &file],
+            what,
+            expected,
+        );
         assert_eq!(ledger.bytes(), before, "{what} changed the ledger");
     }
     let outcome = ledger.run(
@@ -308,9 +337,13 @@ fn malformed_files_are_refused_with_their_line_and_record_nothing() {
     );
     assert_refused(&outcome, "a missing file");
     // A directory stands for any file that is not a regular one (a pipe).
-    let outcome = ledger.run(Some(&ledger.admin), args!["import", ledger.root()]);
-    assert_refused(&outcome, "a directory");
-    assert!(outcome.2.contains("not a regular file"), "{}", outcome.2);
+    assert_import_refused(
+        &ledger,
+        &ledger.admin,
+        args!["import", ledger.root()],
+        "a directory",
+        "not a regular file",
+    );
     let outcome = ledger.run(
         None,
         args!["import", ledger.write_file("ok.jsonl", good.as_bytes())],
@@ -546,11 +579,13 @@ fn a_reversal_by_key_of_no_entry_or_on_another_kind_is_refused() {
             commitment("gov", "1.00", "commit-gov-2"),
         ];
         let file = write_lines(&ledger, "events.jsonl", &lines);
-        let before = ledger.bytes();
-        let outcome = ledger.run(Some(&ledger.admin), args!["import", &file]);
-        assert_refused(&outcome, what);
-        assert!(outcome.2.contains(expected), "{what}: {}", outcome.2);
-        assert_eq!(ledger.bytes(), before, "{what}");
+        assert_import_refused(
+            &ledger,
+            &ledger.admin,
+            args!["import", &file],
+            what,
+            expected,
+        );
     }
 }
 
