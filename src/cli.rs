@@ -43,16 +43,21 @@ pub enum Command {
     },
     /// List entries.
     Log {
+        /// The first entry listed (a sequence number).
         #[arg(long, default_value_t = 0)]
         from: u64,
+        /// List at most N entries.
         #[arg(long)]
         limit: Option<u64>,
+        /// One JSON object per line (schema/QUERIES_JSON.md).
         #[arg(long)]
         json: bool,
     },
     /// Show one entry; optionally write the bytes its signature covers.
     Show {
+        /// The entry's sequence number.
         seq: u64,
+        /// Print the entry as JSON (schema/QUERIES_JSON.md).
         #[arg(long)]
         json: bool,
         /// Write the exact signed message to FILE (for openssl pkeyutl -verify -rawin).
@@ -67,6 +72,7 @@ pub enum Command {
     },
     /// Verify every hash, link, signature and accounting rule.
     Verify {
+        /// Print the report as JSON (schema/VERIFY_JSON.md).
         #[arg(long)]
         json: bool,
         /// Also check that the ledger extends this signed checkpoint.
@@ -103,6 +109,7 @@ pub enum Command {
         /// A trusted verifier key, name+hex+base64 (C2SP signed-note form).
         #[arg(long)]
         vkey: Vec<String>,
+        /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -114,35 +121,48 @@ pub enum Command {
     /// Prepare an entry for several signers: `propose <event and its options> --out FILE`.
     Propose(ProposeArgs),
     /// Add a signature with --key to a proposal file.
-    Cosign { file: PathBuf },
+    Cosign {
+        /// The proposal (JSON, schema/POLICY.md), signed in place.
+        file: PathBuf,
+    },
     /// Append a proposal when its signatures meet the policy in force.
     Submit {
+        /// The proposal (JSON, schema/POLICY.md).
         file: PathBuf,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Trial balance: totals per account, summing to zero per currency.
     Balances {
+        /// Only this fund's accounts (default: every fund).
         #[arg(long)]
         fund: Option<String>,
+        /// Only entries with an effective date on or before DATE (YYYY-MM-DD).
         #[arg(long)]
         as_of: Option<String>,
+        /// Print the balances as JSON (schema/QUERIES_JSON.md).
         #[arg(long)]
         json: bool,
     },
     /// Partner positions and fund performance.
     Position {
+        /// The fund's id.
         #[arg(long)]
         fund: String,
+        /// Only this partner's position.
         #[arg(long)]
         partner: Option<String>,
+        /// Only entries with an effective date on or before DATE (YYYY-MM-DD).
         #[arg(long)]
         as_of: Option<String>,
+        /// Print the position as JSON (schema/QUERIES_JSON.md).
         #[arg(long)]
         json: bool,
     },
     /// Build a realistic demo fund in DIR, verify it and summarise it.
     Demo {
+        /// A new directory for the ledger, keys, exports and report.
         #[arg(long)]
         out: PathBuf,
     },
@@ -154,6 +174,7 @@ pub enum Command {
     /// With --key (an enrolled administrator, recorder or auditor key), DIR
     /// also gets a signed MANIFEST, so that verify-export can check it.
     Report {
+        /// The fund's id.
         #[arg(long)]
         fund: String,
         /// A new or empty directory.
@@ -171,6 +192,7 @@ pub enum Command {
     /// state gives byte-identical files. Exit 0 good, 1 mismatch, 2 could
     /// not run.
     VerifyExport {
+        /// The export or report directory (with its MANIFEST).
         dir: PathBuf,
         /// The public key (SPKI PEM) expected to have signed the MANIFEST.
         #[arg(long)]
@@ -185,18 +207,24 @@ pub enum Command {
 pub enum ProveCommand {
     /// Prove that entry SEQ is in the tree of size N (default: all entries).
     Inclusion {
+        /// The entry's sequence number.
         seq: u64,
+        /// The tree size N the proof is for (default: every entry).
         #[arg(long)]
         size: Option<u64>,
+        /// Print the proof as JSON (schema/PROOFS.md), for verify-proof.
         #[arg(long)]
         json: bool,
     },
     /// Prove that the tree of size M extends the tree of size N.
     Consistency {
+        /// The older tree size N.
         #[arg(long)]
         old: u64,
+        /// The newer tree size M (default: every entry).
         #[arg(long)]
         new: Option<u64>,
+        /// Print the proof as JSON (schema/PROOFS.md), for verify-proof.
         #[arg(long)]
         json: bool,
     },
@@ -207,6 +235,7 @@ pub enum WitnessCommand {
     /// Cosign CHECKPOINT if it is consistent with the last one this witness
     /// cosigned for its origin (needs no ledger).
     Cosign {
+        /// The log's signed checkpoint (C2SP note).
         checkpoint: PathBuf,
         /// The witness's state directory (last cosigned checkpoint per origin).
         #[arg(long)]
@@ -225,7 +254,10 @@ pub enum WitnessCommand {
         out: Option<PathBuf>,
     },
     /// Record a (cosigned) checkpoint in the ledger's checkpoint history.
-    Record { checkpoint: PathBuf },
+    Record {
+        /// The signed checkpoint (C2SP note).
+        checkpoint: PathBuf,
+    },
 }
 
 /// Commands that record an entry (and key and policy management).
@@ -236,8 +268,10 @@ pub enum EventCommand {
     Key(KeyCommand),
     /// Record the SHA-256, size and name of an external document.
     Attest {
+        /// The document (read, never stored: only its digest, size and name).
         #[arg(long)]
         file: PathBuf,
+        /// What the document is.
         #[arg(long)]
         note: String,
         #[command(flatten)]
@@ -254,8 +288,10 @@ pub enum EventCommand {
     Startup(StartupCommand),
     /// Record a partner's commitment (or, with --reduce, a reduction).
     Commit {
+        /// The fund's id.
         #[arg(long)]
         fund: String,
+        /// The partner's id.
         #[arg(long)]
         partner: String,
         /// Amount with its currency, like "25000000.00 USD".
@@ -269,8 +305,10 @@ pub enum EventCommand {
     },
     /// Issue a capital call, split pro rata to commitments.
     Call {
+        /// The fund's id.
         #[arg(long)]
         fund: String,
+        /// Amount with its currency, like "25000000.00 USD".
         #[arg(long)]
         amount: String,
         /// investment | management_fee | expense
@@ -284,13 +322,16 @@ pub enum EventCommand {
     },
     /// Record a partner's payment against a call.
     Contribute {
+        /// The fund's id.
         #[arg(long)]
         fund: String,
+        /// The partner's id.
         #[arg(long)]
         partner: String,
         /// The call number (see `position` or `log`).
         #[arg(long)]
         call: u64,
+        /// Amount with its currency, like "25000000.00 USD".
         #[arg(long)]
         amount: String,
         #[command(flatten)]
@@ -298,10 +339,13 @@ pub enum EventCommand {
     },
     /// Invest in a startup (initial or follow-on).
     Invest {
+        /// The fund's id.
         #[arg(long)]
         fund: String,
+        /// The startup's id.
         #[arg(long)]
         startup: String,
+        /// Amount with its currency, like "25000000.00 USD".
         #[arg(long)]
         amount: String,
         #[command(flatten)]
@@ -309,10 +353,13 @@ pub enum EventCommand {
     },
     /// Mark a holding at fair value.
     Value {
+        /// The fund's id.
         #[arg(long)]
         fund: String,
+        /// The startup's id.
         #[arg(long)]
         startup: String,
+        /// The holding's fair value with its currency, like "12000000.00 USD".
         #[arg(long)]
         fair_value: String,
         #[command(flatten)]
@@ -320,13 +367,16 @@ pub enum EventCommand {
     },
     /// Record proceeds from a sale or exit, releasing cost.
     Realize {
+        /// The fund's id.
         #[arg(long)]
         fund: String,
+        /// The startup's id.
         #[arg(long)]
         startup: String,
+        /// Cash received, with its currency, like "30000000.00 USD".
         #[arg(long)]
         proceeds: String,
-        /// Cost released from the holding.
+        /// Cost released from the holding, with its currency.
         #[arg(long)]
         cost: String,
         #[command(flatten)]
@@ -334,8 +384,10 @@ pub enum EventCommand {
     },
     /// Distribute cash to partners, pro rata to paid-in capital.
     Distribute {
+        /// The fund's id.
         #[arg(long)]
         fund: String,
+        /// Amount with its currency, like "25000000.00 USD".
         #[arg(long)]
         amount: String,
         #[command(flatten)]
@@ -343,8 +395,10 @@ pub enum EventCommand {
     },
     /// Pay a management fee (borne pro rata to commitments).
     Fee {
+        /// The fund's id.
         #[arg(long)]
         fund: String,
+        /// Amount with its currency, like "25000000.00 USD".
         #[arg(long)]
         amount: String,
         #[command(flatten)]
@@ -352,8 +406,10 @@ pub enum EventCommand {
     },
     /// Pay a fund expense (borne pro rata to commitments).
     Expense {
+        /// The fund's id.
         #[arg(long)]
         fund: String,
+        /// Amount with its currency, like "25000000.00 USD".
         #[arg(long)]
         amount: String,
         #[command(flatten)]
@@ -361,7 +417,9 @@ pub enum EventCommand {
     },
     /// Reverse an earlier entry with a new entry that negates it.
     Reverse {
+        /// The sequence number of the entry to negate.
         seq: u64,
+        /// Why the entry is reversed (recorded with the reversal).
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -374,6 +432,8 @@ pub enum EventCommand {
     /// by --key. Every line is parsed and every event checked before the
     /// first is recorded: a bad line stops the import and records nothing.
     Import {
+        /// The events, one JSON object per line (a regular file: it is read
+        /// three times).
         file: PathBuf,
         /// Check every event as the import would (rules, signing policy
         /// for --key, idempotency keys) and record nothing.
@@ -398,12 +458,14 @@ pub struct ProposeArgs {
 pub enum PolicyCommand {
     /// Put the policy in FILE (JSON, schema/POLICY.md) in force.
     Set {
+        /// The policy (JSON, schema/POLICY.md).
         file: PathBuf,
         #[command(flatten)]
         rec: Recording,
     },
     /// Show the policy in force.
     Show {
+        /// Print the policy as JSON (schema/POLICY.md).
         #[arg(long)]
         json: bool,
     },
@@ -430,7 +492,9 @@ pub struct Recording {
 pub enum KeyCommand {
     /// Write DIR/NAME.key (PKCS#8 PEM, 0600) and DIR/NAME.pub (SPKI PEM).
     Generate {
+        /// The key's name: letters, digits, '-', '_' or '.' (files NAME.key, NAME.pub).
         name: String,
+        /// The directory the two files go into.
         #[arg(long, default_value = "keys")]
         dir: PathBuf,
         /// Encrypt the private key with a passphrase (FUNDLEDGER_KEY_PASSPHRASE,
@@ -440,6 +504,7 @@ pub enum KeyCommand {
     },
     /// Enroll a public key with a role.
     Enroll {
+        /// The key's public half (SPKI PEM, NAME.pub).
         public_key: PathBuf,
         /// administrator | recorder | partner | auditor | witness
         #[arg(long)]
@@ -455,7 +520,9 @@ pub enum KeyCommand {
     },
     /// Revoke a key: it signs nothing after this entry.
     Revoke {
+        /// The key's id, or a prefix of it that names one key (`key list`).
         key_id: String,
+        /// Why the key is revoked (recorded with the revocation).
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -463,11 +530,14 @@ pub enum KeyCommand {
     },
     /// Replace key OLD (a key id prefix) by NEW.pub with the same role.
     Rotate {
+        /// The key being replaced: its id, or a prefix that names one key.
         old: String,
+        /// The new key's public half (SPKI PEM).
         new_public_key: PathBuf,
         /// Name recorded for the new key (default: the file's stem).
         #[arg(long)]
         name: Option<String>,
+        /// Why the key is replaced (recorded with the rotation).
         #[arg(long, default_value = "scheduled key rotation")]
         reason: String,
         #[command(flatten)]
@@ -475,6 +545,7 @@ pub enum KeyCommand {
     },
     /// List enrolled keys.
     List {
+        /// Print the keys as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -484,15 +555,19 @@ pub enum KeyCommand {
 pub enum FundCommand {
     /// Register a fund.
     Create {
+        /// The fund's id, used by every later command (like ai-fund-1).
         #[arg(long)]
         id: String,
+        /// The fund's legal name.
         #[arg(long)]
         name: String,
         /// ISO 4217 base currency.
         #[arg(long)]
         currency: String,
+        /// Where the fund is established, like AE.
         #[arg(long)]
         jurisdiction: String,
+        /// The fund's vintage year.
         #[arg(long)]
         vintage: u32,
         /// Annual management fee rate as a fraction, like 0.02.
@@ -510,8 +585,10 @@ pub enum FundCommand {
 pub enum PartnerCommand {
     /// Register a partner.
     Add {
+        /// The partner's id, used by every later command.
         #[arg(long)]
         id: String,
+        /// The partner's legal name.
         #[arg(long)]
         name: String,
         /// government | sovereign_fund | development_bank | private | other
@@ -532,12 +609,16 @@ pub enum PartnerCommand {
 pub enum StartupCommand {
     /// Register a startup.
     Add {
+        /// The startup's id, used by every later command.
         #[arg(long)]
         id: String,
+        /// The startup's legal name.
         #[arg(long)]
         name: String,
+        /// ISO 3166-1 alpha-2.
         #[arg(long)]
         country: String,
+        /// The startup's sector, like "foundation models".
         #[arg(long)]
         sector: String,
         #[command(flatten)]
@@ -550,6 +631,7 @@ pub enum ExportCommand {
     /// Write a fund's CSV files and a MANIFEST signed with --key into DIR
     /// (schema/EXPORTS.md).
     Csv {
+        /// The fund's id.
         #[arg(long)]
         fund: String,
         /// A new or empty directory.
@@ -568,12 +650,45 @@ pub enum ExportCommand {
     },
     /// Write a fund's books as an hledger journal to FILE.
     Hledger {
+        /// The fund's id.
         #[arg(long)]
         fund: String,
+        /// The journal file to write (replaced if it exists).
         #[arg(long)]
         out: PathBuf,
         /// Only entries with an effective date on or before DATE (YYYY-MM-DD).
         #[arg(long)]
         as_of: Option<String>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every command and every argument says what it is in `--help`.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        let mut missing = Vec::new();
+        let mut stack = vec![(String::from("fundledger"), cli)];
+        while let Some((path, cmd)) = stack.pop() {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() != "help" && sub.get_about().is_none() {
+                    missing.push(format!("{path} {}", sub.get_name()));
+                }
+                stack.push((format!("{path} {}", sub.get_name()), sub.clone()));
+            }
+        }
+        assert!(missing.is_empty(), "without help text: {missing:?}");
+    }
 }
