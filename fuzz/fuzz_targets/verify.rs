@@ -1,8 +1,10 @@
 //! An auditor verifies a ledger file someone else kept: one record of the
-//! demo ledger is replaced or changed by the input. `verify` must never
-//! panic, and must report the ledger failed whenever a record differs from
-//! the one that was signed (every byte of a record is covered by its hash
-//! chain, its signatures or the Merkle tree).
+//! demo ledger is replaced or changed by the input, or one node of its
+//! stored Merkle tree. `verify` must never panic, must report the ledger
+//! failed, at that entry, whenever a record differs from the one that was
+//! signed (every byte of a record is covered by its hash chain, its
+//! signatures or the Merkle tree), and must report it failed whenever a
+//! stored node differs from the one the records give.
 #![no_main]
 
 use std::path::PathBuf;
@@ -16,6 +18,8 @@ struct Base {
     dir: PathBuf,
     ledger: PathBuf,
     records: Vec<Vec<u8>>,
+    /// (level, idx) of every stored Merkle node.
+    nodes: Vec<(i64, i64)>,
 }
 
 fn base() -> &'static Base {
@@ -36,11 +40,19 @@ fn base() -> &'static Base {
             .unwrap()
             .collect::<Result<Vec<_>, _>>()
             .unwrap();
+        let nodes = conn
+            .prepare("SELECT level, idx FROM merkle_nodes ORDER BY level, idx")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
         drop(conn);
         Base {
             dir,
             ledger,
             records,
+            nodes,
         }
     })
 }
@@ -50,9 +62,45 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let base = base();
+    let work = base.dir.join(format!("work-{}.sqlite", std::process::id()));
+    std::fs::copy(&base.ledger, &work).unwrap();
+    let conn = Connection::open(&work).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER entries_no_update;
+         DROP TRIGGER IF EXISTS merkle_nodes_no_update;",
+    )
+    .unwrap();
+    if data[1] % 4 == 3 {
+        // One byte of one stored Merkle node changed.
+        let (level, idx) = base.nodes[data[0] as usize % base.nodes.len()];
+        let at = data.get(2).copied().unwrap_or(0) as usize % 32;
+        let mask = data.get(3).copied().filter(|m| *m != 0).unwrap_or(1);
+        let mut hash: Vec<u8> = conn
+            .query_row(
+                "SELECT hash FROM merkle_nodes WHERE level = ?1 AND idx = ?2",
+                params![level, idx],
+                |r| r.get(0),
+            )
+            .unwrap();
+        hash[at] ^= mask;
+        conn.execute(
+            "UPDATE merkle_nodes SET hash = ?1 WHERE level = ?2 AND idx = ?3",
+            params![hash, level, idx],
+        )
+        .unwrap();
+        drop(conn);
+        let store = Store::open_read_only(&work).expect("the copy opens");
+        let report =
+            fundledger::verify::verify(&store, &mut |_, _| {}).expect("verify reads the copy");
+        assert_eq!(
+            report.status, "failed",
+            "a changed Merkle node ({level}, {idx}) verified"
+        );
+        return;
+    }
     let seq = data[0] as usize % base.records.len();
     let original = &base.records[seq];
-    let record = match data[1] % 3 {
+    let record = match data[1] % 4 {
         // The record replaced by the rest of the input.
         0 => data[2..].to_vec(),
         // Bytes changed: pairs of (offset, xor mask).
@@ -76,21 +124,12 @@ fuzz_target!(|data: &[u8]| {
             r
         }
     };
-    let work = base.dir.join(format!("work-{}.sqlite", std::process::id()));
-    std::fs::copy(&base.ledger, &work).unwrap();
-    {
-        let conn = Connection::open(&work).unwrap();
-        conn.execute_batch(
-            "DROP TRIGGER entries_no_update;
-             DROP TRIGGER IF EXISTS merkle_nodes_no_update;",
-        )
-        .unwrap();
-        conn.execute(
-            "UPDATE entries SET record = ?1 WHERE seq = ?2",
-            params![record, seq as i64],
-        )
-        .unwrap();
-    }
+    conn.execute(
+        "UPDATE entries SET record = ?1 WHERE seq = ?2",
+        params![record, seq as i64],
+    )
+    .unwrap();
+    drop(conn);
     let store = Store::open_read_only(&work).expect("the copy opens");
     let report = fundledger::verify::verify(&store, &mut |_, _| {}).expect("verify reads the copy");
     if &record != original {
