@@ -969,7 +969,10 @@ fn refuses_unknown_funds_partners_startups_and_calls() {
         USD.realize("ghost", "1.00", "1.00", d),
         &["unknown startup", "ghost"],
     );
-    fx.refuse(USD.contribute("beta", 2, "1.00", d), &["no call number 2"]);
+    fx.refuse(
+        USD.contribute("beta", 2, "1.00", d),
+        &["no call number 2", "calls are numbered 1 to 1"],
+    );
     fx.refuse(USD.contribute("beta", 0, "1.00", d), &["no call number 0"]);
     fx.refuse(
         USD.contribute("beta", u64::MAX, "1.00", d),
