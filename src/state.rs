@@ -1213,13 +1213,14 @@ impl State {
                 check_memo(&c.memo)?;
                 let amount = self.positive(fund, &c.amount, &c.currency)?;
                 let call = fund.call(c.call).ok_or_else(|| {
-                    Error::rule(format!("fund {} has no call number {}", c.fund, c.call))
-                        .with_hint(match fund.calls.len() {
-                        0 => "the fund has issued no capital call yet".to_string(),
-                        n => format!(
+                    Error::rule(format!("fund {} has no call number {}", c.fund, c.call)).with_hint(
+                        match fund.calls.len() {
+                            0 => "the fund has issued no capital call yet".to_string(),
+                            n => format!(
                             "the fund's calls are numbered 1 to {n} (`fundledger log` lists them)"
                         ),
-                    })
+                        },
+                    )
                 })?;
                 if call.reversed {
                     return Err(Error::rule(format!("call {} was reversed", c.call)));

@@ -973,6 +973,10 @@ fn refuses_unknown_funds_partners_startups_and_calls() {
         USD.contribute("beta", 2, "1.00", d),
         &["no call number 2", "calls are numbered 1 to 1"],
     );
+    fx.refuse(
+        JPY.contribute("alpha", 1, "1", d),
+        &["no call number 1", "has issued no capital call yet"],
+    );
     fx.refuse(USD.contribute("beta", 0, "1.00", d), &["no call number 0"]);
     fx.refuse(
         USD.contribute("beta", u64::MAX, "1.00", d),
