@@ -76,7 +76,7 @@ pub struct FundEntry {
     /// the side of the amount's sign and [`History::amount`] of its
     /// magnitude (as [`FundEntry::postings`] gives them). Each key is held
     /// once per history, shared by every posting to it.
-    pub amounts: Vec<(Arc<AccountKey>, Decimal)>,
+    pub amounts: Box<[(Arc<AccountKey>, Decimal)]>,
     /// For a reversal: the event it negates (otherwise the entry's own,
     /// shared: an event is held once however many places name it).
     pub base: Arc<Event>,
@@ -249,19 +249,45 @@ pub struct History {
     pub entries: Vec<FundEntry>,
 }
 
-/// Fund entries of the whole prefix, before the date filter: what a
-/// reversal may point at, and each call's number.
+/// The fund's entries of the whole prefix, before the date filter: what a
+/// reversal may point at, and each call's number. Indexed by sequence
+/// number (8 bytes per entry of the prefix, where a map cost about 60 per
+/// fund entry at a million).
+#[derive(Default)]
 struct Seen {
-    event: Arc<Event>,
-    call_number: Option<u64>,
+    /// The event of each of the fund's entries other than reversals.
+    events: Vec<Option<Arc<Event>>>,
+    /// Each call's number, by the call's sequence number.
+    call_numbers: HashMap<u64, u64>,
 }
 
-fn fund_of_event(event: &Event, seen: &HashMap<u64, Seen>) -> Option<String> {
+impl Seen {
+    fn event(&self, seq: u64) -> Option<&Arc<Event>> {
+        usize::try_from(seq)
+            .ok()
+            .and_then(|i| self.events.get(i))
+            .and_then(Option::as_ref)
+    }
+
+    fn insert(&mut self, seq: u64, event: Arc<Event>, call_number: Option<u64>) -> Result<()> {
+        let i = usize::try_from(seq).map_err(|_| internal("sequence number out of range"))?;
+        if self.events.len() <= i {
+            self.events.resize(i + 1, None);
+        }
+        self.events[i] = Some(event);
+        if let Some(number) = call_number {
+            self.call_numbers.insert(seq, number);
+        }
+        Ok(())
+    }
+}
+
+/// The fund an entry belongs to: its event's, or for a reversal, that of
+/// the entry it negates (None when that is not one of the fund's).
+fn fund_of_event<'a>(event: &'a Event, seen: &'a Seen) -> Option<&'a str> {
     match event {
-        Event::Reversal(r) => seen
-            .get(&r.seq)
-            .and_then(|s| s.event.fund().map(str::to_string)),
-        other => other.fund().map(str::to_string),
+        Event::Reversal(r) => seen.event(r.seq).and_then(|e| e.fund()),
+        other => other.fund(),
     }
 }
 
@@ -308,7 +334,7 @@ impl History {
         let mut fund: Option<(Registered<FundCreate>, time::Date)> = None;
         let mut partners = BTreeMap::new();
         let mut startups = BTreeMap::new();
-        let mut seen: HashMap<u64, Seen> = HashMap::new();
+        let mut seen = Seen::default();
         let mut calls = 0u64;
         let mut last_date: Option<time::Date> = None;
         let mut entries: Vec<FundEntry> = Vec::new();
@@ -359,7 +385,7 @@ impl History {
                 }
                 _ => {}
             }
-            if fund_of_event(&body.event, &seen).as_deref() != Some(scope.fund.as_str()) {
+            if fund_of_event(&body.event, &seen) != Some(scope.fund.as_str()) {
                 return Ok(true);
             }
             let date =
@@ -383,19 +409,13 @@ impl History {
                     call_number = Some(calls);
                 }
                 Event::Reversal(r) => {
-                    call_number = seen.get(&r.seq).and_then(|s| s.call_number);
+                    call_number = seen.call_numbers.get(&r.seq).copied();
                 }
                 _ => {}
             }
             let event = Arc::new(body.event);
             if !matches!(*event, Event::Reversal(_)) {
-                seen.insert(
-                    seq,
-                    Seen {
-                        event: event.clone(),
-                        call_number,
-                    },
-                );
+                seen.insert(seq, event.clone(), call_number)?;
             }
             if scope.as_of.is_some_and(|a| date > a) {
                 return Ok(true);
@@ -448,10 +468,10 @@ impl History {
             }
             let (base, reverses) = match &*event {
                 Event::Reversal(r) => {
-                    let original = seen.get(&r.seq).ok_or_else(|| {
+                    let original = seen.event(r.seq).ok_or_else(|| {
                         Error::format(format!("reversal of unknown entry {}", r.seq)).at_seq(seq)
                     })?;
-                    (original.event.clone(), Some(r.seq))
+                    (original.clone(), Some(r.seq))
                 }
                 _ => (event.clone(), None),
             };
@@ -461,7 +481,7 @@ impl History {
                 recorded_at_unix_ms: record.content.recorded_at_unix_ms,
                 date,
                 event,
-                amounts,
+                amounts: amounts.into_boxed_slice(),
                 base,
                 reverses,
                 reversed_by: None,
@@ -491,15 +511,16 @@ impl History {
             .with_hint("check --fund; `fundledger position` lists what the ledger holds")
         })?;
         let currency = currency.ok_or_else(|| internal("fund without currency"))?;
-        // Link each in-scope reversal to the entry it negates.
-        let index: HashMap<u64, usize> = entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.seq, i))
-            .collect();
+        // Link each in-scope reversal to the entry it negates (the entries
+        // are in seq order).
+        drop(seen);
         let links: Vec<(usize, u64)> = entries
             .iter()
-            .filter_map(|e| e.reverses.and_then(|r| index.get(&r).map(|i| (*i, e.seq))))
+            .filter_map(|e| {
+                let r = e.reverses?;
+                let i = entries.binary_search_by_key(&r, |x| x.seq).ok()?;
+                Some((i, e.seq))
+            })
             .collect();
         for (i, by) in links {
             entries[i].reversed_by = Some(by);
