@@ -326,7 +326,9 @@ impl History {
                 )));
             }
         }
-        let mut tree = crate::merkle::MemoryTree::new();
+        // The root only: the right edge, not the tree (64 bytes per entry).
+        let mut tree = crate::merkle::RightEdge::default();
+        let mut completed = Vec::new();
         let mut expected_seq = 0u64;
         let mut origin = String::new();
         let mut head_hash = [0u8; 32];
@@ -352,8 +354,7 @@ impl History {
             if expected_seq % PROGRESS_EVERY == 0 {
                 progress("reading", expected_seq, scope.tree_size);
             }
-            tree.push(&row.record)
-                .map_err(|e| Error::format(e.to_string()))?;
+            tree.push(crate::merkle::leaf_hash(&row.record), &mut completed);
             let (record, body) = decode_row(&row)?;
             let seq = record.content.seq;
             let entry_hash = record.content.hash();
@@ -502,7 +503,7 @@ impl History {
                 "this ledger is not the one the export was made from, or it was cut short",
             ));
         }
-        let root_hash = tree.root().map_err(|e| Error::format(e.to_string()))?;
+        let root_hash = tree.root();
         let (fund, created) = fund.ok_or_else(|| {
             Error::input(format!(
                 "unknown fund {:?} at tree size {}",

@@ -507,6 +507,57 @@ pub fn verify_consistency(
     Ok(())
 }
 
+/// The right edge of a tree grown one leaf at a time: the root of the
+/// tree so far in O(log n) memory (one perfect node per level at most),
+/// and the perfect nodes each new leaf completes. What a streaming pass
+/// over the records (verify, an export's history) keeps instead of the
+/// tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RightEdge {
+    nodes: Vec<(u32, Hash)>,
+    leaves: u64,
+}
+
+impl RightEdge {
+    /// Add a leaf (its [`leaf_hash`]); `out` is set to the perfect nodes
+    /// it completes, as (level, index, hash), the leaf first.
+    pub fn push(&mut self, leaf: Hash, out: &mut Vec<(u32, u64, Hash)>) {
+        out.clear();
+        out.push((0, self.leaves, leaf));
+        let (mut level, mut index, mut node) = (0u32, self.leaves, leaf);
+        while index & 1 == 1 {
+            let Some((_, left)) = self.nodes.pop() else {
+                break;
+            };
+            node = node_hash(&left, &node);
+            level += 1;
+            index >>= 1;
+            out.push((level, index, node));
+        }
+        self.nodes.push((level, node));
+        self.leaves += 1;
+    }
+
+    /// Number of leaves.
+    pub fn len(&self) -> u64 {
+        self.leaves
+    }
+
+    /// Whether the tree has no leaves.
+    pub fn is_empty(&self) -> bool {
+        self.leaves == 0
+    }
+
+    /// The root of the tree so far (RFC 9162 section 2.1.1).
+    pub fn root(&self) -> Hash {
+        let mut iter = self.nodes.iter().rev();
+        match iter.next() {
+            None => empty_root(),
+            Some((_, last)) => iter.fold(*last, |acc, (_, left)| node_hash(left, &acc)),
+        }
+    }
+}
+
 /// An in-memory tree keeping every perfect node (`levels[l][i]` is
 /// `perfect_node(l, i)`), for tests and offline tools.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -1470,6 +1521,30 @@ mod tests {
         for e in errors {
             let s = e.to_string();
             assert!(!s.is_empty() && !s.contains('\n'), "{s:?}");
+        }
+    }
+
+    /// The right edge gives the root of every size and completes the same
+    /// perfect nodes as the stored tree does.
+    #[test]
+    fn right_edge_agrees_with_the_whole_tree() {
+        let mut edge = RightEdge::default();
+        let mut tree = MemoryTree::new();
+        let mut hashes = Vec::new();
+        let mut completed = Vec::new();
+        assert_eq!(edge.root(), empty_root());
+        for i in 0..200u64 {
+            let leaf = leaf_hash(format!("leaf {i}").as_bytes());
+            let expected = completed_nodes_after_append(i, leaf, |level, index| {
+                tree.perfect_node(level, index)
+            })
+            .unwrap();
+            edge.push(leaf, &mut completed);
+            tree.push_leaf_hash(leaf).unwrap();
+            hashes.push(leaf);
+            assert_eq!(completed, expected, "nodes completed by leaf {i}");
+            assert_eq!(edge.len(), i + 1);
+            assert_eq!(edge.root(), naive_mth(&hashes), "root of size {}", i + 1);
         }
     }
 

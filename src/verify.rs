@@ -89,42 +89,6 @@ pub struct Options {
     pub trusted: Vec<Verifier>,
 }
 
-/// The right edge of the Merkle tree as it is rebuilt while streaming:
-/// O(log n) memory.
-#[derive(Default)]
-struct RightEdge {
-    nodes: Vec<(u32, Hash)>,
-    leaves: u64,
-}
-
-impl RightEdge {
-    /// Add a leaf; `out` is set to the perfect nodes it completes.
-    fn push(&mut self, leaf: Hash, out: &mut Vec<(u32, u64, Hash)>) {
-        out.clear();
-        out.push((0, self.leaves, leaf));
-        let (mut level, mut index, mut node) = (0u32, self.leaves, leaf);
-        while index & 1 == 1 {
-            let Some((_, left)) = self.nodes.pop() else {
-                break;
-            };
-            node = merkle::node_hash(&left, &node);
-            level += 1;
-            index >>= 1;
-            out.push((level, index, node));
-        }
-        self.nodes.push((level, node));
-        self.leaves += 1;
-    }
-
-    fn root(&self) -> Hash {
-        let mut iter = self.nodes.iter().rev();
-        match iter.next() {
-            None => merkle::empty_root(),
-            Some((_, last)) => iter.fold(*last, |acc, (_, left)| merkle::node_hash(left, &acc)),
-        }
-    }
-}
-
 impl Report {
     pub fn is_intact(&self) -> bool {
         self.failure.is_none()
@@ -159,7 +123,7 @@ struct ChainVerifier<'a> {
     prev_recorded_at: i64,
     origin: Option<String>,
     signatures: u64,
-    tree: RightEdge,
+    tree: merkle::RightEdge,
     /// The nodes the last leaf completed (reused from entry to entry).
     completed: Vec<(u32, u64, Hash)>,
     /// The stored Merkle nodes the current step's entries complete, per
@@ -544,7 +508,7 @@ impl ChainVerifier<'_> {
                 )));
             }
         }
-        if let Some(slot) = self.roots.get_mut(&self.tree.leaves) {
+        if let Some(slot) = self.roots.get_mut(&self.tree.len()) {
             *slot = Some(self.tree.root());
         }
         if seq == 0 {
@@ -622,7 +586,7 @@ pub fn verify_with(
         prev_recorded_at: i64::MIN,
         origin: None,
         signatures: 0,
-        tree: RightEdge::default(),
+        tree: merkle::RightEdge::default(),
         completed: Vec::new(),
         stored_nodes: Vec::new(),
         roots,
