@@ -851,3 +851,92 @@ mod check_agrees_with_append {
         }
     }
 }
+
+/// The idempotency keys of the ledger's entries, in order.
+fn recorded_keys(ledger: &TempLedger) -> Vec<String> {
+    let conn = rusqlite::Connection::open_with_flags(
+        &ledger.path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut stmt = conn
+        .prepare("SELECT idempotency_key FROM entries WHERE seq > 0 ORDER BY seq")
+        .unwrap();
+    let keys = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    keys
+}
+
+/// An import killed (SIGKILL) wherever it is (reading, checking, or
+/// between and inside the batch path's commits) leaves whole entries: the
+/// ledger verifies, and what it holds is the file's first events, in order.
+/// Running the import again appends exactly the rest.
+#[test]
+fn a_killed_import_leaves_the_first_events_and_a_rerun_appends_the_rest() {
+    const COMMITMENTS: usize = 6000;
+    let ledger = TempLedger::new();
+    let mut lines = vec![fund_create(), partner("gov", "government")];
+    let mut keys = vec!["fund-f1".to_string(), "partner-gov".to_string()];
+    for i in 0..COMMITMENTS {
+        let key = format!("commit-{i}");
+        lines.push(commitment("gov", "1.00", &key));
+        keys.push(key);
+    }
+    let file = write_lines(&ledger, "events.jsonl", &lines);
+    let seed = Rng::seed_from_clock();
+    eprintln!("killed import: seed {seed}");
+    let mut rng = Rng::new(seed);
+    for round in 0..6 {
+        let mut child = util::command()
+            .arg("--ledger")
+            .arg(&ledger.path)
+            .arg("--key")
+            .arg(&ledger.admin)
+            .arg("import")
+            .arg(&file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        if round % 2 == 0 {
+            // While it appends: once the entries committed pass a random
+            // count (the batch path commits every 1,024), so that the kill
+            // lands inside a later chunk.
+            let target = recorded_keys(&ledger).len() as u64 + rng.range(1, 4000);
+            while child.try_wait().unwrap().is_none()
+                && (recorded_keys(&ledger).len() as u64) < target
+            {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        } else {
+            // Anywhere: reading, checking or appending.
+            std::thread::sleep(std::time::Duration::from_millis(rng.range(5, 800)));
+        }
+        // The kill may come after the import ended; either is fine.
+        let _ = child.kill();
+        child.wait().unwrap();
+        let (code, report) = ledger.verify_json();
+        assert_eq!(code, 0, "round {round}: {report}");
+        let recorded = recorded_keys(&ledger);
+        assert_eq!(
+            recorded[..],
+            keys[..recorded.len()],
+            "round {round}: the ledger does not hold the file's first events in order"
+        );
+        eprintln!(
+            "round {round}: {} of {} events recorded",
+            recorded.len(),
+            keys.len()
+        );
+    }
+    let before = recorded_keys(&ledger).len();
+    let out = ledger.ok(Some(&ledger.admin), args!["import", &file, "--json"]);
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["appended"], keys.len() - before, "{summary}");
+    assert_eq!(summary["already_recorded"], before, "{summary}");
+    assert_eq!(recorded_keys(&ledger), keys);
+    assert_eq!(ledger.verify_json().0, 0);
+}
