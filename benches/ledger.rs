@@ -21,6 +21,11 @@ use fundledger::ledger::{AppendRequest, Ledger};
 use rusqlite::params;
 use sha2::{Digest, Sha256};
 
+/// The allocator the `fundledger` binary uses (src/main.rs), so that the
+/// phases measure what the binary runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PARTNERS: usize = 10;
 const STARTUPS: usize = 40;
 const FUND: &str = "bench-fund";

@@ -23,6 +23,13 @@ use fundledger::ledger::{decode_row, now_unix_ms, AppendRequest, Appended, Ledge
 use fundledger::store::Store;
 use fundledger::{keys, query, verify};
 
+/// mimalloc instead of the system allocator: verify, import and export
+/// allocate and free a few small objects per entry, which took glibc's
+/// malloc about a sixth of verify's CPU (BENCHMARKS.md, "What bounds each
+/// figure"). .cargo/config.toml sets how it commits memory.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
