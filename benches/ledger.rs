@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 /// The allocator the `fundledger` binary uses (src/main.rs), so that the
 /// phases measure what the binary runs.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

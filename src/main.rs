@@ -27,6 +27,7 @@ use fundledger::{keys, query, verify};
 /// allocate and free a few small objects per entry, which took glibc's
 /// malloc about a sixth of verify's CPU (BENCHMARKS.md, "What bounds each
 /// figure"). .cargo/config.toml sets how it commits memory.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
