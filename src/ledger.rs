@@ -108,6 +108,13 @@ fn merkle_error(e: MerkleError) -> Error {
 /// it: the last node completed at each level (level, then index and hash).
 /// Extending the tree needs only such nodes, so an edge kept across the
 /// appends of one transaction reads each level back at most once.
+///
+/// Not [`merkle::RightEdge`], which builds a tree from its first leaf: an
+/// append starts in the middle of a stored tree, and this edge reads from
+/// the store only the nodes that append combines with (one on average),
+/// where seeding a `RightEdge` would read the whole stored edge (a node per
+/// set bit of the tree size, ten on average at a million) before every
+/// single append.
 #[derive(Debug, Default)]
 struct MerkleEdge(Vec<Option<(u64, merkle::Hash)>>);
 
