@@ -1,5 +1,5 @@
 //! Command-line syntax (clap). Only the binary sees this module; each
-//! command is a thin function in main.rs over the library.
+//! command is a thin function in src/commands/ over the library.
 
 use std::path::PathBuf;
 

@@ -3,7 +3,7 @@
 //!
 //! See ARCHITECTURE.md for the module map and invariants, and schema/ for
 //! the byte formats. This library never depends on clap; the binary in
-//! src/main.rs is a thin layer over it.
+//! src/main.rs (with src/cli.rs and src/commands/) is a thin layer over it.
 
 mod batch_sign;
 pub mod canonical_json;
