@@ -75,6 +75,11 @@ pub enum Command {
         /// Print the report as JSON (schema/VERIFY_JSON.md).
         #[arg(long)]
         json: bool,
+        /// Verify this audit bundle (schema/BUNDLE.md) instead of --ledger:
+        /// no database needed. With --checkpoint, only --trusted-key keys
+        /// may have signed it.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
         /// Also check that the ledger extends this signed checkpoint.
         #[arg(long)]
         checkpoint: Option<PathBuf>,
@@ -82,6 +87,23 @@ pub enum Command {
         /// ledger's own administrator and auditor keys.
         #[arg(long)]
         trusted_key: Vec<PathBuf>,
+    },
+    /// Make a new ledger at --ledger from an audit bundle, a replica that
+    /// queries and exports can read; kept only if it verifies.
+    Restore {
+        /// The bundle (schema/BUNDLE.md), from `export bundle`.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Also check that the bundle extends this signed checkpoint (needs
+        /// --trusted-key).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// A public key (SPKI PEM) trusted to sign --checkpoint.
+        #[arg(long)]
+        trusted_key: Vec<PathBuf>,
+        /// Print verify's report as JSON (schema/VERIFY_JSON.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Sign a checkpoint (C2SP) of the current tree with --key and record it.
     Checkpoint {
@@ -647,6 +669,13 @@ pub enum ExportCommand {
         /// Excel flavour: a UTF-8 byte-order mark and CRLF line ends.
         #[arg(long)]
         excel: bool,
+    },
+    /// Write the whole ledger as an audit bundle (schema/BUNDLE.md): every
+    /// record and the checkpoint history, verifiable with no database.
+    Bundle {
+        /// The bundle file to write (never replaced; `-` for stdout).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Write a fund's books as an hledger journal to FILE.
     Hledger {

@@ -6,6 +6,7 @@
 //! src/main.rs (with src/cli.rs and src/commands/) is a thin layer over it.
 
 mod batch_sign;
+pub mod bundle;
 pub mod canonical_json;
 pub mod checkpoint;
 pub mod country;

@@ -91,6 +91,15 @@ pub struct NewRow<'a> {
     pub record: &'a [u8],
 }
 
+/// One checkpoint of the history, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedCheckpoint {
+    pub tree_size: u64,
+    /// The signed note (C2SP), with any witness cosignatures.
+    pub note: String,
+    pub recorded_at_unix_ms: i64,
+}
+
 /// The last entry of the chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Head {
@@ -527,6 +536,24 @@ impl Store {
         let rows = stmt
             .query_map([], |r| {
                 Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// The checkpoint history as stored, oldest first (an audit bundle
+    /// carries it whole).
+    pub fn checkpoint_records(&self) -> Result<Vec<RecordedCheckpoint>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT tree_size, note, recorded_at_unix_ms FROM checkpoints ORDER BY id")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(RecordedCheckpoint {
+                    tree_size: r.get::<_, i64>(0)? as u64,
+                    note: r.get(1)?,
+                    recorded_at_unix_ms: r.get(2)?,
+                })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)

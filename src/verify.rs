@@ -87,6 +87,10 @@ pub struct Options {
     /// Extra keys trusted to sign checkpoints (besides the ledger's own
     /// administrator and auditor keys).
     pub trusted: Vec<Verifier>,
+    /// Trust only `trusted` to sign `checkpoint`, not the keys the ledger
+    /// enrolls: a bundle's keys come from the file being checked, so they
+    /// cannot vouch for it.
+    pub only_trusted: bool,
 }
 
 impl Report {
@@ -95,7 +99,7 @@ impl Report {
     }
 }
 
-fn fail(seq: u64, check: &str, message: impl Into<String>) -> Failure {
+pub(crate) fn fail(seq: u64, check: &str, message: impl Into<String>) -> Failure {
     Failure {
         seq,
         check: check.to_string(),
@@ -105,7 +109,13 @@ fn fail(seq: u64, check: &str, message: impl Into<String>) -> Failure {
     }
 }
 
-fn mismatch(seq: u64, check: &str, message: &str, expected: String, found: String) -> Failure {
+pub(crate) fn mismatch(
+    seq: u64,
+    check: &str,
+    message: &str,
+    expected: String,
+    found: String,
+) -> Failure {
     Failure {
         seq,
         check: check.to_string(),
@@ -771,7 +781,11 @@ pub fn verify_with(
     }
     let mut checkpoint = None;
     if let (None, Some(text)) = (&failure, &options.checkpoint) {
-        let mut verifiers = ledger_verifiers(&v.state);
+        let mut verifiers = if options.only_trusted {
+            Vec::new()
+        } else {
+            ledger_verifiers(&v.state)
+        };
         verifiers.extend(options.trusted.iter().cloned());
         let (status, problem) = match open_checkpoint(text, &verifiers) {
             Err(e) => (

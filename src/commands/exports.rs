@@ -9,7 +9,7 @@ use fundledger::input::optional_date;
 use fundledger::keys;
 use fundledger::ledger::Ledger;
 
-/// `export csv` and `export hledger`.
+/// `export csv`, `export bundle` and `export hledger`.
 pub(super) fn export_command(cli: &Cli, command: &ExportCommand) -> Result<u8> {
     use fundledger::export;
     match command {
@@ -43,6 +43,38 @@ pub(super) fn export_command(cli: &Cli, command: &ExportCommand) -> Result<u8> {
                 written.state.tree_size,
                 hex::encode(written.state.root_hash)
             );
+            Ok(0)
+        }
+        ExportCommand::Bundle { out } => {
+            let store = fundledger::store::Store::open_read_only(&cli.ledger)?;
+            let to_stdout = out.as_os_str() == "-";
+            let mut progress = Progress::new("writing", false);
+            let mut update = |d, t| progress.update(d, t);
+            let written = if to_stdout {
+                let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+                fundledger::bundle::write(&store, &mut stdout, &mut update)?
+            } else {
+                fundledger::bundle::write_file(&store, out, &mut update)?
+            };
+            progress.finish();
+            let summary = format!(
+                "wrote the bundle of {} entries and {} checkpoints to {} ({} bytes, sha256 {})",
+                written.entries,
+                written.checkpoints,
+                if to_stdout {
+                    "standard output".to_string()
+                } else {
+                    out.display().to_string()
+                },
+                written.bytes,
+                hex::encode(written.sha256)
+            );
+            // On stdout only when the bundle is not there.
+            if to_stdout {
+                eprintln!("{summary}");
+            } else {
+                println!("{summary}");
+            }
             Ok(0)
         }
         ExportCommand::Hledger { fund, out, as_of } => {

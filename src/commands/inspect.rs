@@ -177,36 +177,106 @@ pub(super) fn show(
     Ok(0)
 }
 
-/// `verify`: the auditor's full check; exit 1 when the ledger fails it.
+/// What `verify` and `restore` check besides the chain. A bundle's own keys
+/// cannot vouch for a checkpoint, so with a bundle one needs --trusted-key.
+fn verify_options(
+    checkpoint: Option<&Path>,
+    trusted_key: &[PathBuf],
+    bundle: bool,
+) -> Result<verify::Options> {
+    let Some(path) = checkpoint else {
+        return Ok(verify::Options::default());
+    };
+    if bundle && trusted_key.is_empty() {
+        return Err(Error::input(
+            "a bundle's own keys cannot vouch for the checkpoint it is checked against",
+        )
+        .with_hint("pass --trusted-key PEM, the public key of whoever signed the checkpoint"));
+    }
+    let text = read_text(path)?;
+    let origin = fundledger::checkpoint::note_origin(&text)?;
+    let trusted = trusted_key
+        .iter()
+        .map(|p| {
+            let key = keys::load_public_key(p)?;
+            fundledger::note::Verifier::ed25519(&origin, &key.to_bytes())
+                .map_err(|e| Error::input(e.to_string()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(verify::Options {
+        checkpoint: Some(text),
+        trusted,
+        only_trusted: bundle,
+    })
+}
+
+/// `verify`: the auditor's full check of --ledger or of a bundle; exit 1
+/// when it fails.
 pub(super) fn verify(
     cli: &Cli,
     json: bool,
+    bundle: Option<&Path>,
     checkpoint: Option<&Path>,
     trusted_key: &[PathBuf],
 ) -> Result<u8> {
-    let store = Store::open_read_only(&cli.ledger)?;
-    let options = verify::Options {
-        checkpoint: checkpoint.map(read_text).transpose()?,
-        trusted: match checkpoint {
-            Some(path) => {
-                let origin = fundledger::checkpoint::note_origin(&read_text(path)?)?;
-                trusted_key
-                    .iter()
-                    .map(|p| {
-                        let key = keys::load_public_key(p)?;
-                        fundledger::note::Verifier::ed25519(&origin, &key.to_bytes())
-                            .map_err(|e| Error::input(e.to_string()))
-                    })
-                    .collect::<Result<Vec<_>>>()?
-            }
-            None => Vec::new(),
-        },
-    };
+    let options = verify_options(checkpoint, trusted_key, bundle.is_some())?;
     let mut progress = Progress::new("verifying", json);
-    let report = verify::verify_with(&store, &options, &mut |d, t| progress.update(d, t))?;
+    let report = match bundle {
+        Some(path) => fundledger::bundle::verify_bundle(path, &options, &mut |stage, d, t| {
+            progress.show(format!("{stage} {d}/{t} entries"))
+        })?,
+        None => {
+            let store = Store::open_read_only(&cli.ledger)?;
+            verify::verify_with(&store, &options, &mut |d, t| progress.update(d, t))?
+        }
+    };
     progress.finish();
+    print_report(&report, json);
+    Ok(if report.is_intact() { 0 } else { 1 })
+}
+
+/// `restore`: a new ledger at --ledger from a bundle, kept if it verifies.
+pub(super) fn restore(
+    cli: &Cli,
+    bundle: &Path,
+    checkpoint: Option<&Path>,
+    trusted_key: &[PathBuf],
+    json: bool,
+) -> Result<u8> {
+    let options = verify_options(checkpoint, trusted_key, true)?;
+    let mut progress = Progress::new("restoring", json);
+    let (restored, report) =
+        fundledger::bundle::restore_ledger(bundle, &cli.ledger, &options, &mut |stage, d, t| {
+            progress.show(format!("{stage} {d}/{t} entries"))
+        })?;
+    progress.finish();
+    if report.is_intact() {
+        // Open once: writes the state snapshot that queries start from.
+        Ledger::open(&cli.ledger)?;
+    }
+    print_report(&report, json);
+    if !json {
+        if report.is_intact() {
+            println!(
+                "restored {} entries and {} checkpoints into {}",
+                restored.entries,
+                restored.checkpoints,
+                cli.ledger.display()
+            );
+        } else {
+            println!(
+                "nothing restored: the bundle does not verify, and {} was not kept",
+                cli.ledger.display()
+            );
+        }
+    }
+    Ok(if report.is_intact() { 0 } else { 1 })
+}
+
+/// Print verify's report: JSON, or the first failure, or what is intact.
+fn print_report(report: &verify::Report, json: bool) {
     if json {
-        print_json(&report);
+        print_json(report);
     } else if let Some(f) = &report.failure {
         println!("FAILED at entry {}: {} [{}]", f.seq, f.message, f.check);
         if let Some(e) = &f.expected {
@@ -243,7 +313,6 @@ pub(super) fn verify(
             );
         }
     }
-    Ok(if report.is_intact() { 0 } else { 1 })
 }
 
 /// `balances`: the trial balance of each fund.

@@ -30,9 +30,22 @@ pub fn run(cli: &Cli) -> Result<u8> {
         } => inspect::show(cli, *seq, *json, signed_message, signature, signer),
         Command::Verify {
             json,
+            bundle,
             checkpoint,
             trusted_key,
-        } => inspect::verify(cli, *json, checkpoint.as_deref(), trusted_key),
+        } => inspect::verify(
+            cli,
+            *json,
+            bundle.as_deref(),
+            checkpoint.as_deref(),
+            trusted_key,
+        ),
+        Command::Restore {
+            bundle,
+            checkpoint,
+            trusted_key,
+            json,
+        } => inspect::restore(cli, bundle, checkpoint.as_deref(), trusted_key, *json),
         Command::Checkpoint { out } => proofs::checkpoint(cli, out),
         Command::Prove(prove) => proofs::prove(cli, prove),
         Command::VerifyProof {
