@@ -571,5 +571,14 @@ pub fn run(out: &Path) -> Result<String> {
     summary.push_str(&crate::export::write_demo_outputs(
         &ledger, FUND, out, &exporter,
     )?);
+    // The audit bundle: the whole ledger for an auditor with no database.
+    let bundle_path = out.join("ledger.bundle");
+    let bundle = crate::bundle::write_file(ledger.store(), &bundle_path, &mut |_, _| {})?;
+    summary.push_str(&format!(
+        "  {} (audit bundle of {} entries; check it with `fundledger verify --bundle {}`)\n",
+        bundle_path.display(),
+        bundle.entries,
+        bundle_path.display()
+    ));
     Ok(summary)
 }
