@@ -206,6 +206,17 @@ fn vectors(valid: &[u8]) -> Vec<Vector> {
     let half = valid.len() / 2;
     let truncated = valid[..half].to_vec();
     let truncated_line = truncated.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+    // Entry 4 made again with entry 3's body, so its idempotency key, and
+    // signed by the administrator: a good signature on a reused key.
+    let reused_key = {
+        let (mut record, _) = fundledger::entry::Record::decode_hashed(&records[4]).unwrap();
+        let (entry3, _) = fundledger::entry::Record::decode_hashed(&records[3]).unwrap();
+        record.content.body = entry3.content.body;
+        let admin = SigningKey::from_bytes(&[7; 32]);
+        let signature = fundledger::entry::sign(&admin, &record.content.hash());
+        let record = fundledger::entry::Record::new(record.content, vec![signature]).unwrap();
+        B64.encode(record.encode())
+    };
     let mut trailing = valid.to_vec();
     trailing.push(b'\n');
     vec![
@@ -252,6 +263,12 @@ fn vectors(valid: &[u8]) -> Vec<Vector> {
                 l[1] = "entries 4".into();
             })),
             outcome: failed("sequence", 3),
+        },
+        Vector {
+            file: "failed-idempotency-key.bundle",
+            description: "entry 4 signed again with entry 3's body, reusing its idempotency key",
+            bytes: reseal(with(&|l| l[6] = reused_key.clone())),
+            outcome: failed("idempotency_key", 4),
         },
         Vector {
             file: "failed-checkpoint-history.bundle",
