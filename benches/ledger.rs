@@ -932,6 +932,41 @@ fn phase(name: &str, path: &Path, entries: u64) {
             // the phases that time fsyncs start on a quiet disk.
             let _ = Command::new("sync").status();
         }
+        "bundle" => {
+            // Write the audit bundle of the ledger, then verify it with no
+            // ledger (restored into a temporary directory, then verified).
+            let out = path.with_extension("bundle");
+            let _ = std::fs::remove_file(&out);
+            let store = fundledger::store::Store::open_read_only(path).unwrap();
+            let t = Instant::now();
+            let written = fundledger::bundle::write_file(&store, &out, &mut |_, _| {}).unwrap();
+            let seconds = t.elapsed().as_secs_f64();
+            drop(store);
+            println!(
+                "RESULT bundle_write_eps {:.0}",
+                written.entries as f64 / seconds
+            );
+            println!(
+                "RESULT bundle_mib {:.0}",
+                written.bytes as f64 / (1024.0 * 1024.0)
+            );
+            println!("RESULT bundle_write_peak_mib {:.1}", peak_rss_mib());
+            let t = Instant::now();
+            let report = fundledger::bundle::verify_bundle(
+                &out,
+                &fundledger::verify::Options::default(),
+                &mut |_, _, _| {},
+            )
+            .unwrap();
+            let seconds = t.elapsed().as_secs_f64();
+            assert!(report.is_intact(), "{report:?}");
+            println!(
+                "RESULT bundle_verify_eps {:.0}",
+                report.entries_verified as f64 / seconds
+            );
+            println!("RESULT bundle_verify_peak_mib {:.1}", peak_rss_mib());
+            let _ = std::fs::remove_file(&out);
+        }
         other => usage_error(&format!("unknown phase {other:?}")),
     }
 }
@@ -987,7 +1022,7 @@ const USAGE: &str = "fundledger benchmark (see BENCHMARKS.md)
       DIR to target/bench)
   <harness> --phase PHASE --ledger PATH [--entries N]
       one phase alone: build, verify, query, export, verify-export,
-      durable, durable-large, import";
+      durable, durable-large, import, bundle";
 
 /// The harness's arguments: `--flag value` pairs (cargo adds `--bench`).
 /// An unknown or malformed argument stops the run with exit code 2, rather
@@ -1060,6 +1095,7 @@ fn main() {
     results.extend(run_phase("query", &ledger, entries));
     results.extend(run_phase("export", &ledger, entries));
     results.extend(run_phase("verify-export", &ledger, entries));
+    results.extend(run_phase("bundle", &ledger, entries));
     let l = ledger.to_str().unwrap();
     results.push((
         "cli_balances_ms".into(),
@@ -1255,6 +1291,20 @@ fn main() {
     println!(
         "| peak memory, verify-export | {:.1} MiB | - | - | - | - |",
         get("verify_export_peak_mib")
+    );
+    println!(
+        "| `export bundle` ({:.0} MiB) | {:.0} entries/s | - | - | - | - |",
+        get("bundle_mib"),
+        get("bundle_write_eps")
+    );
+    println!(
+        "| `verify --bundle` (restore into a temporary ledger, then verify) | {:.0} entries/s | - | - | - | - |",
+        get("bundle_verify_eps")
+    );
+    println!(
+        "| peak memory, `export bundle` / then `verify --bundle` (the phase's process) | {:.1} / {:.1} MiB | - | - | - | - |",
+        get("bundle_write_peak_mib"),
+        get("bundle_verify_peak_mib")
     );
     println!(
         "| `fundledger import` of {:.0} events (parse, check, append; a fresh ledger) | {:.0} events/s | - | - | - | - |",
