@@ -25,7 +25,9 @@ use sha2::{Digest, Sha256};
 use crate::entry::{self, Record};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::BodyRawPostings;
+use crate::ledger::Ledger;
 use crate::merkle;
+use crate::state::State;
 use crate::store::{NewRow, Store};
 use crate::verify::{self, Failure, Report};
 
@@ -648,9 +650,10 @@ fn restore_and_verify(
     store: &mut Store,
     options: &verify::Options,
     progress: &mut dyn FnMut(&str, u64, u64),
-) -> Result<(Restored, Report)> {
+) -> Result<(Restored, Report, State)> {
     let restored = restore(input, store, &mut |d, t| progress("restoring", d, t))?;
-    let mut report = verify::verify_with(store, options, &mut |d, t| progress("verifying", d, t))?;
+    let (mut report, state) =
+        verify::verify_with_state(store, options, &mut |d, t| progress("verifying", d, t))?;
     if let Some(stop) = &restored.stopped {
         if report.failure.as_ref().is_none_or(|f| f.seq >= stop.seq) {
             report.entries_verified = report.entries_verified.min(stop.seq);
@@ -658,7 +661,7 @@ fn restore_and_verify(
             report.status = "failed";
         }
     }
-    Ok((restored, report))
+    Ok((restored, report, state))
 }
 
 fn open_bundle(path: &Path) -> Result<std::io::BufReader<std::fs::File>> {
@@ -669,8 +672,9 @@ fn open_bundle(path: &Path) -> Result<std::io::BufReader<std::fs::File>> {
 
 /// Make a new ledger at `ledger_path` (which must not exist) from the
 /// bundle at `bundle`, and verify it as [`restore_and_verify`] does. The
-/// ledger is kept only when it verifies intact; otherwise, or on an error,
-/// the files made are removed.
+/// ledger is kept only when it verifies intact, with a state snapshot at
+/// its head made from the state verify rebuilt (no replay); otherwise, or
+/// on an error, the files made are removed.
 pub fn restore_ledger(
     bundle: &Path,
     ledger_path: &Path,
@@ -680,9 +684,17 @@ pub fn restore_ledger(
     let mut input = open_bundle(bundle)?;
     // Refuses an existing file: whatever is removed below was made here.
     let mut store = Store::create(ledger_path)?;
-    let result = restore_and_verify(&mut input, &mut store, options, progress);
+    let result = restore_and_verify(&mut input, &mut store, options, progress).and_then(
+        |(restored, report, state)| {
+            if report.is_intact() {
+                Ledger::from_verified(store, state)?;
+            } else {
+                drop(store);
+            }
+            Ok((restored, report))
+        },
+    );
     if !matches!(&result, Ok((_, report)) if report.is_intact()) {
-        drop(store);
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let mut path = ledger_path.as_os_str().to_owned();
             path.push(suffix);
@@ -703,7 +715,7 @@ pub fn verify_bundle(
     let mut input = open_bundle(path)?;
     let dir = TempDir::new()?;
     let mut store = Store::create(&dir.0.join("ledger.sqlite"))?;
-    let (_, report) = restore_and_verify(&mut input, &mut store, options, progress)?;
+    let (_, report, _) = restore_and_verify(&mut input, &mut store, options, progress)?;
     Ok(report)
 }
 

@@ -330,6 +330,17 @@ impl Ledger {
         Ok(ledger)
     }
 
+    /// A ledger from a store and the state `verify` rebuilt from every one
+    /// of its entries (a restored bundle), with a snapshot written at its
+    /// head: what [`Ledger::open`] would make, without its replay.
+    pub(crate) fn from_verified(store: Store, state: State) -> Result<Ledger> {
+        let mut ledger = Ledger { store, state };
+        if ledger.state.last_seq >= Some(SNAPSHOT_INTERVAL_ENTRIES - 1) {
+            ledger.write_head_snapshot()?;
+        }
+        Ok(ledger)
+    }
+
     /// Replace the snapshot with the state at the head, if no other process
     /// appended since this one caught up.
     fn write_head_snapshot(&mut self) -> Result<()> {

@@ -572,6 +572,16 @@ pub fn verify_with(
     options: &Options,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Report> {
+    verify_with_state(store, options, progress).map(|(report, _)| report)
+}
+
+/// As [`verify_with`], and the state the verified entries make (that of
+/// the whole ledger when it is intact): what a replay would rebuild.
+pub(crate) fn verify_with_state(
+    store: &Store,
+    options: &Options,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(Report, State)> {
     // One consistent view of the file, even while others append.
     let _read = store.read_transaction()?;
     let total = store.count()?;
@@ -842,7 +852,8 @@ pub fn verify_with(
         Some(seq) => store.get(seq)?.map(|row| hex::encode(row.entry_hash)),
         None => None,
     };
-    Ok(Report {
+    let state = std::mem::take(&mut v.state);
+    let report = Report {
         format_version: REPORT_FORMAT_VERSION,
         status: if failure.is_none() {
             "intact"
@@ -858,5 +869,6 @@ pub fn verify_with(
         witnesses: witnesses.into_values().collect(),
         checkpoint,
         failure,
-    })
+    };
+    Ok((report, state))
 }

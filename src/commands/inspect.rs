@@ -250,10 +250,6 @@ pub(super) fn restore(
             progress.show(format!("{stage} {d}/{t} entries"))
         })?;
     progress.finish();
-    if report.is_intact() {
-        // Open once: writes the state snapshot that queries start from.
-        Ledger::open(&cli.ledger)?;
-    }
     print_report(&report, json);
     if !json {
         if report.is_intact() {
