@@ -4,7 +4,7 @@
 //!
 //! A bundle holds every entry's record, exactly the bytes that were hashed
 //! and signed, and the checkpoint history; nothing derived (columns,
-//! Merkle nodes, the state snapshot) is in it. [`write`] streams it from a
+//! Merkle nodes, the state snapshot) is in it. [`write()`] streams it from a
 //! store; [`restore`] reads it back into a new store, deriving the rest
 //! from the records as an append does; [`verify_bundle`] restores into a
 //! temporary store and runs the same `verify` as a ledger file gets. A
@@ -52,7 +52,7 @@ const PROGRESS_EVERY: u64 = 4096;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-/// What [`write`] wrote.
+/// What [`write()`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
     pub entries: u64,
@@ -152,7 +152,7 @@ pub fn write(
 }
 
 /// Write the bundle of the ledger in `store` to a new file at `path`, as
-/// [`write`] does. The file appears whole or not at all: it is written to
+/// [`write()`] does. The file appears whole or not at all: it is written to
 /// `<path>.partial`, synced, then linked to `path`, which is never
 /// replaced.
 pub fn write_file(
@@ -671,7 +671,7 @@ fn open_bundle(path: &Path) -> Result<std::io::BufReader<std::fs::File>> {
 }
 
 /// Make a new ledger at `ledger_path` (which must not exist) from the
-/// bundle at `bundle`, and verify it as [`restore_and_verify`] does. The
+/// bundle at `bundle`, and verify it as `verify --bundle` does. The
 /// ledger is kept only when it verifies intact, with a state snapshot at
 /// its head made from the state verify rebuilt (no replay); otherwise, or
 /// on an error, the files made are removed.
