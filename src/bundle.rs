@@ -664,10 +664,19 @@ fn restore_and_verify(
     Ok((restored, report, state))
 }
 
-fn open_bundle(path: &Path) -> Result<std::io::BufReader<std::fs::File>> {
+/// The bundle at `path`, or standard input for `-` (so that a bundle can
+/// be checked as it arrives: `... export bundle --out - | fundledger
+/// verify --bundle -`).
+fn open_bundle(path: &Path) -> Result<Box<dyn BufRead + Send>> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(std::io::BufReader::with_capacity(
+            1 << 16,
+            std::io::stdin(),
+        )));
+    }
     let file = std::fs::File::open(path)
         .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
-    Ok(std::io::BufReader::with_capacity(1 << 16, file))
+    Ok(Box::new(std::io::BufReader::with_capacity(1 << 16, file)))
 }
 
 /// Make a new ledger at `ledger_path` (which must not exist) from the

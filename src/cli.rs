@@ -75,9 +75,9 @@ pub enum Command {
         /// Print the report as JSON (schema/VERIFY_JSON.md).
         #[arg(long)]
         json: bool,
-        /// Verify this audit bundle (schema/BUNDLE.md) instead of --ledger:
-        /// no database needed. With --checkpoint, only --trusted-key keys
-        /// may have signed it.
+        /// Verify this audit bundle (schema/BUNDLE.md; `-` for stdin)
+        /// instead of --ledger: no database needed. With --checkpoint, only
+        /// --trusted-key keys may have signed it.
         #[arg(long)]
         bundle: Option<PathBuf>,
         /// Also check that the ledger extends this signed checkpoint.
@@ -91,7 +91,7 @@ pub enum Command {
     /// Make a new ledger at --ledger from an audit bundle, a replica that
     /// queries and exports can read; kept only if it verifies.
     Restore {
-        /// The bundle (schema/BUNDLE.md), from `export bundle`.
+        /// The bundle (schema/BUNDLE.md), from `export bundle`; `-` for stdin.
         #[arg(long)]
         bundle: PathBuf,
         /// Also check that the bundle extends this signed checkpoint (needs

@@ -541,6 +541,23 @@ fn a_replica_reads_like_the_original() {
     assert!(output.status.success());
     assert_eq!(output.stdout, std::fs::read(&bundle).unwrap());
     assert!(String::from_utf8_lossy(&output.stderr).starts_with("wrote the bundle of "));
+    // `verify --bundle -` reads it from stdin, as it arrives.
+    let mut child = util::command()
+        .current_dir(root)
+        .args(args!["verify", "--bundle", "-", "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&output.stdout).unwrap();
+    }
+    let verified = child.wait_with_output().unwrap();
+    assert!(verified.status.success(), "{verified:?}");
+    let report: Value = serde_json::from_slice(&verified.stdout).unwrap();
+    assert_eq!(report["status"], "intact");
 }
 
 /// What must never be replaced: an existing bundle file, an existing
