@@ -530,15 +530,11 @@ impl Store {
 
     /// The checkpoint history, oldest first: (tree size, signed note).
     pub fn checkpoints(&self) -> Result<Vec<(u64, String)>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT tree_size, note FROM checkpoints ORDER BY id")?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        Ok(self
+            .checkpoint_records()?
+            .into_iter()
+            .map(|c| (c.tree_size, c.note))
+            .collect())
     }
 
     /// The checkpoint history as stored, oldest first (an audit bundle
