@@ -604,15 +604,20 @@ fn parse_row(
 /// A directory removed with everything in it when dropped.
 struct TempDir(PathBuf);
 
+/// The prefix of the temporary directories `verify --bundle` makes; the
+/// process id follows it.
+const TEMP_DIR_PREFIX: &str = "fundledger-bundle-";
+
 impl TempDir {
     fn new() -> Result<TempDir> {
         let base = std::env::temp_dir();
+        remove_stale_temp_dirs(&base);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         for attempt in 0..100u32 {
             let dir = base.join(format!(
-                "fundledger-bundle-{}-{nanos}-{attempt}",
+                "{TEMP_DIR_PREFIX}{}-{nanos}-{attempt}",
                 std::process::id()
             ));
             match std::fs::create_dir(&dir) {
@@ -631,6 +636,35 @@ impl TempDir {
             "cannot find a free directory name in {}",
             base.display()
         )))
+    }
+}
+
+/// Remove the temporary directories of `verify --bundle` runs whose
+/// process is gone (killed, or stopped by Ctrl-C, before it could remove
+/// its own: a restored ledger is about as large as the bundle). Only where
+/// /proc tells which processes run; elsewhere nothing is removed.
+fn remove_stale_temp_dirs(base: &Path) {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(TEMP_DIR_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir && !proc.join(pid.to_string()).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 

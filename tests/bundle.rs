@@ -560,6 +560,44 @@ fn a_replica_reads_like_the_original() {
     assert_eq!(report["status"], "intact");
 }
 
+/// `verify --bundle` removes its temporary ledger, and those that runs
+/// killed before they could left behind (their process is gone), but not
+/// another running process's, nor anything else in TMPDIR.
+#[test]
+fn verify_bundle_leaves_no_temporary_ledger() {
+    let l = TempLedger::new();
+    let bundle = l.root().join("ledger.bundle");
+    l.ok(None, args!["export", "bundle", "--out", &bundle]);
+    let tmp = l.root().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    // No process has pid 4,000,000,000 (Linux caps pids at 2^22).
+    let stale = tmp.join("fundledger-bundle-4000000000-1-0");
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("ledger.sqlite"), b"left by a killed run").unwrap();
+    let running = tmp.join(format!("fundledger-bundle-{}-1-0", std::process::id()));
+    std::fs::create_dir(&running).unwrap();
+    let other = tmp.join("fundledger-bundle-notes");
+    std::fs::create_dir(&other).unwrap();
+    let output = util::command()
+        .current_dir(l.root())
+        .env("TMPDIR", &tmp)
+        .args(args!["verify", "--bundle", &bundle])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let mut left: Vec<String> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    let mut expected = vec![
+        "fundledger-bundle-notes".to_string(),
+        running.file_name().unwrap().to_string_lossy().into_owned(),
+    ];
+    expected.sort();
+    assert_eq!(left, expected);
+}
+
 /// What must never be replaced: an existing bundle file, an existing
 /// ledger. Both refusals leave the file byte-for-byte as it was.
 #[test]
