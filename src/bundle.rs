@@ -135,18 +135,18 @@ pub fn write(
             B64.encode(cp.note.as_bytes())
         ))?;
     }
-    let sha256: [u8; 32] = w.hasher.clone().finalize().into();
-    let hex_sha = hex::encode(sha256);
+    let sha256: [u8; 32] = std::mem::take(&mut w.hasher).finalize().into();
     // The last line is not part of what it hashes.
+    let last = format!("sha256 {}\n", hex::encode(sha256));
     w.inner
-        .write_all(format!("sha256 {hex_sha}\n").as_bytes())
+        .write_all(last.as_bytes())
         .and_then(|()| w.inner.flush())
         .map_err(|e| Error::io("cannot write the bundle", e))?;
     progress(written, total);
     Ok(Written {
         entries: written,
         checkpoints: checkpoints.len() as u64,
-        bytes: w.bytes + 7 + 64 + 1,
+        bytes: w.bytes + last.len() as u64,
         sha256,
     })
 }
@@ -422,6 +422,11 @@ fn read_rest(
                 "the record of entry {seq} is not canonical base64 (RFC 4648, padded)"
             )));
         }
+        if bytes.len() > RECORD_BYTES_MAX {
+            return Err(lines.damaged(format!(
+                "the record of entry {seq} is longer than {RECORD_BYTES_MAX} bytes"
+            )));
+        }
         if stopped {
             scratch = bytes;
             continue;
@@ -460,7 +465,7 @@ fn read_rest(
         let parsed = match (size, at, note, parts.next()) {
             (Some(size), Some(at), Some(note), None) => {
                 match (canonical_u64(size), canonical_i64(at), B64.decode(note)) {
-                    (Some(size), Some(at), Ok(note)) => {
+                    (Some(size), Some(at), Ok(note)) if note.len() <= NOTE_BYTES_MAX => {
                         String::from_utf8(note).ok().map(|note| (size, at, note))
                     }
                     _ => None,
